@@ -1,0 +1,8 @@
+# The main job of tools/run_pipeline.py: the embedded synthetic dataset and
+# the config of each stage.
+data = dict(
+    root='data/synthvoc',
+    # arguments of mmcyc.datasets.synthvoc.make_synthvoc (its defaults when
+    # empty); changing them regenerates the dataset
+    generator=dict(seed=0))
+cam = dict(config='configs/cam_resnet38_synthvoc.py')

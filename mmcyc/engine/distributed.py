@@ -1,0 +1,42 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Distributed set-up that also works on CPU-only machines.
+
+mmengine's ``init_dist('pytorch')`` always calls ``torch.cuda.set_device``,
+which fails on a CPU build of torch. On such machines the process group is
+initialised here with the ``gloo`` backend before the Runner is built (the
+Runner then skips its own initialisation), and DDP is configured without
+device ids.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def setup_cpu_distributed(cfg, launcher: str) -> bool:
+    """Initialise gloo for ``launcher='pytorch'`` when CUDA is unavailable.
+
+    Args:
+        cfg (mmengine.Config): The run's config; ``model_wrapper_cfg`` is set
+            for CPU DDP when not given.
+        launcher (str): The ``--launcher`` argument.
+
+    Returns:
+        bool: Whether a CPU process group was initialised here.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise RuntimeError(f'launcher {launcher!r} needs GPUs; on CPU use '
+                           "--launcher pytorch (torchrun) with gloo")
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.setdefault(
+        'model_wrapper_cfg',
+        dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False))
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    os.environ.setdefault('LOCAL_RANK', '0')
+    return True

@@ -1,0 +1,4 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+from .resnet38 import ResNet38
+
+__all__ = ['ResNet38']

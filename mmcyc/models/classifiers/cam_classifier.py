@@ -1,0 +1,218 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Image-level multi-label classifier whose 1x1 classifier gives CAMs."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from mmcyc.utils import CAMStore
+from ..utils.cam import (cam_to_mask, class_activation_map, mask_cam_by_label,
+                         multi_scale_cam, normalize_cam)
+
+SampleList = List[SegDataSample]
+
+
+@MODELS.register_module()
+class CAMClassifier(BaseModel):
+    """Backbone -> Dropout2d -> GAP -> 1x1 conv (no bias) -> class logits.
+
+    The classifier of stage 1 (paper Sect. 3.1, AffinityNet's
+    ``resnet38_cls``). Any registered backbone returning a tuple of feature
+    maps works (ResNet38, mmseg's ResNetV1c, mmpretrain's ResNet...).
+
+    Call order::
+
+        forward(mode='loss')    : extract_feat -> dropout -> GAP -> classifier
+                                  -> loss_cls (Eq. 12)
+        forward(mode='tensor')  : extract_feat -> class_activation_map (Eq. 1)
+        forward(mode='predict') : [CAMStore hit -> load] or
+                                  multi_scale_cam -> mask_cam_by_label
+                                  -> normalize_cam (Eq. 2) -> [CAMStore save]
+                                  -> cam_to_mask
+
+    Args:
+        backbone (dict): Backbone config.
+        num_classes (int): Number of foreground classes. Defaults to 20.
+        in_channels (int, optional): Channels of the feature map used. Taken
+            from ``backbone.out_channels[feature_index]`` when None.
+        feature_index (int): Which backbone output feeds the classifier.
+            Defaults to -1 (the last one).
+        dropout_ratio (float): Dropout2d before pooling. Defaults to 0.5.
+        loss_cls (dict): Classification loss config.
+        test_cfg (dict, optional): CAM inference settings: ``scales``
+            (default the reference (1.0, 0.5, 1.5, 2.0)), ``flip`` (True),
+            ``bg_score`` (0.2, paper), ``resize_mode`` ('bilinear'),
+            ``label_source`` ('gt': the image-level label; 'pred': logits > 0
+            when no label is given), ``out_dir`` (None; when set, every CAM is
+            written there atomically and images whose CAM file exists are
+            read back instead of recomputed, which makes inference resumable).
+        data_preprocessor (dict, optional): Data preprocessor config.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 num_classes: int = 20,
+                 in_channels: Optional[int] = None,
+                 feature_index: int = -1,
+                 dropout_ratio: float = 0.5,
+                 loss_cls: dict = dict(type='MultiLabelSoftMarginLoss'),
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        if not 0 <= dropout_ratio < 1:
+            raise ValueError(
+                f'dropout_ratio must be in [0, 1), got {dropout_ratio}')
+        self.backbone = MODELS.build(backbone)
+        if in_channels is None:
+            out_channels = getattr(self.backbone, 'out_channels', None)
+            if out_channels is None:
+                raise ValueError(
+                    f'in_channels is not set and backbone '
+                    f'{type(self.backbone).__name__} has no `out_channels`; '
+                    f'set model.in_channels to the channels of output '
+                    f'{feature_index}')
+            in_channels = list(out_channels)[feature_index]
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feature_index = feature_index
+        self.dropout = nn.Dropout2d(dropout_ratio)
+        self.classifier = nn.Conv2d(
+            in_channels, num_classes, kernel_size=1, bias=False)
+        nn.init.xavier_uniform_(self.classifier.weight)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.test_cfg = self._check_test_cfg(test_cfg or {})
+
+    @staticmethod
+    def _check_test_cfg(cfg: dict) -> dict:
+        cfg = dict(
+            dict(
+                scales=(1.0, 0.5, 1.5, 2.0),
+                flip=True,
+                bg_score=0.2,
+                resize_mode='bilinear',
+                label_source='gt',
+                out_dir=None), **cfg)
+        if len(cfg['scales']) == 0 or min(cfg['scales']) <= 0:
+            raise ValueError('test_cfg.scales must be positive scales, got '
+                             f'{cfg["scales"]}')
+        if cfg['label_source'] not in ('gt', 'pred'):
+            raise ValueError("test_cfg.label_source must be 'gt' or 'pred', "
+                             f"got {cfg['label_source']!r}")
+        return cfg
+
+    # ------------------------------------------------------------------ #
+    def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return the classifier's feature map, shape (N, D, h, w)."""
+        feats = self.backbone(inputs)
+        if isinstance(feats, (list, tuple)):
+            feats = feats[self.feature_index]
+        return feats
+
+    def cam(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Eq. 1 + ReLU for normalised inputs (N, 3, H, W) -> (N, C, h, w)."""
+        return class_activation_map(
+            self.extract_feat(inputs), self.classifier.weight)
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Image-level class scores, shape (N, C)."""
+        feats = self.dropout(self.extract_feat(inputs))
+        pooled = F.adaptive_avg_pool2d(feats, 1)  # (N, D, 1, 1)
+        return self.classifier(pooled).flatten(1)  # (N, C)
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[SampleList] = None,
+                mode: str = 'tensor') -> Union[Dict, SampleList, torch.Tensor]:
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.cam(inputs)
+        raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict or '
+                           'tensor')
+
+    @staticmethod
+    def _stack_labels(data_samples: Optional[SampleList]) -> torch.Tensor:
+        if not data_samples or 'gt_img_label' not in data_samples[0]:
+            raise ValueError('training needs image-level labels: each data '
+                             'sample must carry `gt_img_label` (use '
+                             'PackImageLabelInputs in the pipeline)')
+        return torch.stack([s.gt_img_label for s in data_samples])  # (N, C)
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: SampleList) -> Dict[str, torch.Tensor]:
+        """Multilabel soft-margin loss (Eq. 12) and the exact-match accuracy."""
+        labels = self._stack_labels(data_samples).to(inputs.device)
+        logits = self.logits(inputs)
+        losses = {self.loss_cls.loss_name: self.loss_cls(logits, labels)}
+        with torch.no_grad():
+            correct = ((logits > 0) == (labels > 0.5)).float().mean()
+        losses['cls_acc'] = correct
+        return losses
+
+    # ------------------------------------------------------------------ #
+    def _image_labels(self, inputs: torch.Tensor,
+                      data_sample: SegDataSample) -> torch.Tensor:
+        if 'gt_img_label' in data_sample and \
+                self.test_cfg['label_source'] == 'gt':
+            return data_sample.gt_img_label.to(inputs.device).float()
+        return (self.logits(inputs) > 0).float()[0]
+
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Optional[SampleList] = None) -> SampleList:
+        """Multi-scale + flip CAMs (Eq. 1-2) and their masks, per image.
+
+        Each returned sample carries ``pred_cam`` (PixelData, (C, H, W)
+        normalised CAM at the original size, zero for absent classes) and
+        ``pred_sem_seg`` (PixelData, (1, H, W), background score
+        ``test_cfg.bg_score`` in front of the class maps, argmax), so mmseg's
+        ``IoUMetric`` scores the CAMs as pseudo masks.
+        """
+        if data_samples is None:
+            data_samples = [
+                SegDataSample(metainfo=dict(
+                    img_shape=inputs.shape[2:], ori_shape=inputs.shape[2:]))
+                for _ in range(inputs.shape[0])
+            ]
+        cfg = self.test_cfg
+        store = CAMStore(cfg['out_dir']) if cfg['out_dir'] else None
+        for i, sample in enumerate(data_samples):
+            img_path = sample.metainfo.get('img_path')
+            if store is not None and img_path is None:
+                raise ValueError('test_cfg.out_dir needs `img_path` in the '
+                                 'data sample metainfo')
+            if store is not None and store.exists(img_path):
+                cam = store.load(img_path, self.num_classes).to(inputs.device)
+            else:
+                height, width = sample.metainfo['img_shape'][:2]
+                image = inputs[i:i + 1, :, :height, :width]  # drop padding
+                labels = self._image_labels(image, sample)
+                cam = multi_scale_cam(
+                    self.cam, image, scales=cfg['scales'], flip=cfg['flip'],
+                    resize_mode=cfg['resize_mode'])  # (1, C, H, W)
+                ori_shape = tuple(sample.metainfo.get('ori_shape',
+                                                      (height, width))[:2])
+                if ori_shape != (height, width):
+                    cam = F.interpolate(cam, size=ori_shape, mode='bilinear',
+                                        align_corners=False)
+                cam = normalize_cam(mask_cam_by_label(cam, labels[None]))[0]
+                if store is not None:
+                    store.save(img_path, cam, labels)
+            mask = cam_to_mask(cam[None], cfg['bg_score'])  # (1, H, W)
+            sample.pred_cam = PixelData(data=cam)
+            sample.pred_sem_seg = PixelData(data=mask)
+        return data_samples
+
+    def _forward(self, inputs: torch.Tensor, data_samples=None):
+        return self.cam(inputs)

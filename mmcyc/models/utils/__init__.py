@@ -1,0 +1,7 @@
+from .cam import (cam_to_mask, class_activation_map, mask_cam_by_label,
+                  multi_scale_cam, normalize_cam)
+
+__all__ = [
+    'cam_to_mask', 'class_activation_map', 'mask_cam_by_label',
+    'multi_scale_cam', 'normalize_cam'
+]

@@ -1,0 +1,102 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Test (e.g. infer and score CAMs) with a config and a checkpoint."""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import get_rank
+from mmengine.runner import Runner
+
+from mmcyc.engine import (register_trusted_checkpoint_loader,
+                          setup_cpu_distributed)
+from mmcyc.models.utils.psa_keys import check_state_dict_keys
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument(
+        '--cam-dir',
+        help='write one CAM file per image there (resumable: images whose '
+        'CAM exists are read back); sets model.test_cfg.out_dir')
+    parser.add_argument(
+        '--split',
+        help='ann file of the test dataset relative to data_root, e.g. '
+        'ImageSets/Segmentation/train.txt')
+    parser.add_argument(
+        '--metrics-json', help='also write the metrics to this JSON file')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_checked(runner: Runner, checkpoint: str) -> None:
+    """Load weights, failing on keys that do not match the model.
+
+    mmengine loads with ``strict=False`` and only logs mismatches; testing a
+    checkpoint of another model must fail instead.
+    """
+    loaded = runner.load_checkpoint(checkpoint, map_location='cpu')
+    model = getattr(runner.model, 'module', runner.model)
+    state_dict = loaded.get('state_dict', loaded)
+    missing, unexpected = check_state_dict_keys(model, state_dict)
+    if missing or unexpected:
+        raise ValueError(
+            f'checkpoint {checkpoint} does not match {type(model).__name__} '
+            f'of config {runner.cfg.filename}: {len(missing)} missing keys '
+            f'{missing[:8]}, {len(unexpected)} unexpected keys '
+            f'{unexpected[:8]}')
+
+
+def main():
+    args = parse_args()
+    register_trusted_checkpoint_loader()
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.cam_dir is not None:
+        cfg.model.setdefault('test_cfg', {})['out_dir'] = args.cam_dir
+    if args.split is not None:
+        cfg.test_dataloader.dataset.ann_file = args.split
+    cfg.load_from = None  # loaded below, checked against the model
+    setup_cpu_distributed(cfg, args.launcher)
+
+    runner = Runner.from_cfg(cfg)
+    load_checked(runner, args.checkpoint)
+    metrics = runner.test()
+    if args.metrics_json and get_rank() == 0:
+        out = osp.abspath(args.metrics_json)
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        tmp = out + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump({k: float(v) if not isinstance(v, str) else v
+                       for k, v in metrics.items()}, f, indent=2)
+        os.replace(tmp, out)
+
+
+if __name__ == '__main__':
+    main()
