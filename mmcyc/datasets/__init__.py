@@ -1,14 +1,16 @@
-"""Datasets and transforms, registered in mmseg's ``DATASETS`` and ``TRANSFORMS``."""
-from .cls_labels import (VOC_CLASSES, labels_from_mask, load_cls_labels, save_cls_labels,
-                         voc_palette)
+"""Datasets and transforms, registered in mmseg's ``DATASETS`` and
+``TRANSFORMS``."""
+from .cls_labels import (VOC_CLASSES, labels_from_mask, load_cls_labels,
+                         save_cls_labels, voc_palette)
 from .synthvoc import SynthSample, is_complete, make_synthvoc, synth_sample
 from .transforms import (LoadCheckedAnnotations, LoadCheckedImageFromFile,
                          PackImageLabelInputs)
 from .voc_image_label import VOCImageLabelDataset, read_image_names
 
 __all__ = [
-    'VOC_CLASSES', 'voc_palette', 'load_cls_labels', 'save_cls_labels', 'labels_from_mask',
-    'make_synthvoc', 'is_complete', 'synth_sample', 'SynthSample', 'VOCImageLabelDataset',
-    'read_image_names', 'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
+    'VOC_CLASSES', 'voc_palette', 'load_cls_labels', 'save_cls_labels',
+    'labels_from_mask', 'make_synthvoc', 'is_complete', 'synth_sample',
+    'SynthSample', 'VOCImageLabelDataset', 'read_image_names',
+    'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
     'PackImageLabelInputs'
 ]

@@ -1,10 +1,10 @@
 """Image-level class labels of PASCAL VOC: reading, writing and deriving them.
 
-Image-level labels are multi-hot ``float32`` vectors over the 20 foreground classes of
-PASCAL VOC (``background`` excluded), class id ``c`` of a mask (1..20) at index ``c - 1``.
-On disk they use AffinityNet's format (``jiwoon-ahn/psa``, ``voc12/cls_labels.npy``): a
-dict ``image name -> (20,) float32`` saved with :func:`numpy.save`, i.e. pickled into a
-0-d object array.
+Image-level labels are multi-hot ``float32`` vectors over the 20 foreground
+classes of PASCAL VOC (``background`` excluded), class id ``c`` of a mask
+(1..20) at index ``c - 1``. On disk they use AffinityNet's format
+(``jiwoon-ahn/psa``, ``voc12/cls_labels.npy``): a dict ``image name -> (20,)
+float32`` saved with :func:`numpy.save`, i.e. pickled into a 0-d object array.
 
 These are pure functions on numpy arrays and files; they do not import mmseg.
 """
@@ -15,16 +15,18 @@ from typing import Dict, Optional
 import numpy as np
 
 #: The 20 foreground classes of PASCAL VOC, in label-id order (id 1 .. 20).
-VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
-               'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person',
-               'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
+               'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
+               'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
+               'tvmonitor')
 
 
 def voc_palette(num_colors: int = 256) -> np.ndarray:
     """Return the PASCAL VOC colour map (the ``VOCdevkit`` ``labelcolormap``).
 
-    Colour ``i`` spreads the bits of ``i`` over the high bits of R, G and B, so that
-    entry 255 (the ignore label) is ``(224, 224, 192)`` as in VOC's PNG files.
+    Colour ``i`` spreads the bits of ``i`` over the high bits of R, G and B, so
+    that entry 255 (the ignore label) is ``(224, 224, 192)`` as in VOC's PNG
+    files.
 
     Args:
         num_colors (int): Number of entries. Defaults to 256.
@@ -48,19 +50,23 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
     """Load AffinityNet's ``cls_labels.npy``.
 
     Args:
-        path (str): The ``.npy`` file holding a pickled dict ``name -> multi-hot``.
+        path (str): The ``.npy`` file holding a pickled dict ``name ->
+            multi-hot``.
 
     Returns:
-        dict[str, np.ndarray]: Image name to ``(num_classes,)`` float32 multi-hot label.
+        dict[str, np.ndarray]: Image name to ``(num_classes,)`` float32
+            multi-hot label.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file is not a pickled dict of equal-length 1-D label vectors.
+        ValueError: If the file is not a pickled dict of equal-length 1-D label
+            vectors.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'class label file {path} does not exist: expected a .npy file holding a '
-            'pickled dict image name -> multi-hot label (AffinityNet cls_labels.npy)')
+            'pickled dict image name -> multi-hot label (AffinityNet cls_labels.npy)'
+        )
     try:
         raw = np.load(path, allow_pickle=True)
         table = raw.item() if raw.dtype == object and raw.ndim == 0 else raw
@@ -74,10 +80,12 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
     length = None
     for name, value in table.items():
         label = np.asarray(value, dtype=np.float32)
-        if label.ndim != 1 or (length is not None and label.shape[0] != length):
+        if label.ndim != 1 or (length is not None
+                               and label.shape[0] != length):
             raise ValueError(
                 f'class label file {path}: label of {name!r} has shape {label.shape}, '
-                f'expected ({length if length is not None else "C"},) like the others')
+                f'expected ({length if length is not None else "C"},) like the others'
+            )
         length = label.shape[0]
         labels[str(name)] = label
     return labels
@@ -86,15 +94,19 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
 def save_cls_labels(path: str, labels: Dict[str, np.ndarray]) -> None:
     """Save labels in AffinityNet's ``cls_labels.npy`` format.
 
-    The file is written under a temporary name and renamed, so a reader never sees a
-    half-written file. Unlike :func:`numpy.save`, ``path`` is used as given (no ``.npy``
-    is appended).
+    The file is written under a temporary name and renamed, so a reader never
+    sees a half-written file. Unlike :func:`numpy.save`, ``path`` is used as
+    given (no ``.npy`` is appended).
 
     Args:
         path (str): Output file.
-        labels (dict[str, np.ndarray]): Image name to multi-hot label; stored as float32.
+        labels (dict[str, np.ndarray]): Image name to multi-hot label; stored
+            as float32.
     """
-    table = {str(k): np.asarray(v, dtype=np.float32) for k, v in labels.items()}
+    table = {
+        str(k): np.asarray(v, dtype=np.float32)
+        for k, v in labels.items()
+    }
     tmp = f'{path}.tmp{os.getpid()}'
     with open(tmp, 'wb') as f:
         np.save(f, table, allow_pickle=True)
@@ -107,22 +119,24 @@ def labels_from_mask(mask: np.ndarray,
                      source: Optional[str] = None) -> np.ndarray:
     """Derive the image-level label from a semantic mask.
 
-    Background (0) and ``ignore_index`` pixels are skipped; id ``c`` in 1..num_classes
-    sets index ``c - 1``.
+    Background (0) and ``ignore_index`` pixels are skipped; id ``c`` in
+    1..num_classes sets index ``c - 1``.
 
     Args:
         mask (np.ndarray): ``(H, W)`` integer label map.
         num_classes (int): Number of foreground classes. Defaults to 20.
         ignore_index (int): Label of ignored pixels. Defaults to 255.
-        source (str, optional): Where the mask came from (a file name), for error
-            messages. Defaults to None.
+        source (str, optional): Where the mask came from (a file name), for
+            error messages. Defaults to None.
 
     Returns:
-        np.ndarray: ``(num_classes,)`` float32 multi-hot label (all zero when the mask
+        np.ndarray: ``(num_classes,)`` float32 multi-hot label (all zero when
+            the mask
         has no foreground).
 
     Raises:
-        ValueError: If the mask holds ids other than 0..num_classes and ignore_index.
+        ValueError: If the mask holds ids other than 0..num_classes and
+            ignore_index.
     """
     values = np.unique(np.asarray(mask))
     values = values[values != ignore_index]

@@ -1,4 +1,5 @@
-"""PASCAL VOC with image-level labels, the training data of every WSSS stage."""
+"""PASCAL VOC with image-level labels, the training data of every WSSS
+stage."""
 import os.path as osp
 from typing import List, Optional
 
@@ -14,8 +15,8 @@ def read_image_names(ann_file: str) -> List[str]:
     """Read image names from a VOC or AffinityNet split file.
 
     Accepts VOC's lines (``2007_000032``) and AffinityNet's lines
-    (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``): the name is
-    the basename stem of the first token. Blank lines are skipped.
+    (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``):
+    the name is the basename stem of the first token. Blank lines are skipped.
 
     Args:
         ann_file (str): The split file.
@@ -30,7 +31,8 @@ def read_image_names(ann_file: str) -> List[str]:
         raise FileNotFoundError(
             f'annotation file {ann_file} does not exist: expected a split file with one '
             'image per line (VOC "2007_000032" or AffinityNet '
-            '"/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png")')
+            '"/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png")'
+        )
     names = []
     with open(ann_file) as f:
         for line in f:
@@ -42,29 +44,32 @@ def read_image_names(ann_file: str) -> List[str]:
 
 @DATASETS.register_module()
 class VOCImageLabelDataset(BaseSegDataset):
-    """PASCAL VOC 2012 (or SynthVOC) with a multi-hot image-level label per image.
+    """PASCAL VOC 2012 (or SynthVOC) with a multi-hot image-level label per
+    image.
 
-    Each data info holds, besides mmseg's ``img_path`` / ``seg_map_path``, the image
-    label ``img_label``: a ``(20,)`` float32 multi-hot vector over the foreground
-    classes (mask id ``c`` in 1..20 at index ``c - 1``). Labels come from AffinityNet's
-    ``cls_labels.npy`` or, when ``cls_label_file`` is None, from the masks.
+    Each data info holds, besides mmseg's ``img_path`` / ``seg_map_path``, the
+    image label ``img_label``: a ``(20,)`` float32 multi-hot vector over the
+    foreground classes (mask id ``c`` in 1..20 at index ``c - 1``). Labels come
+    from AffinityNet's ``cls_labels.npy`` or, when ``cls_label_file`` is None,
+    from the masks.
 
     Args:
-        ann_file (str): Split file, relative to ``data_root`` unless absolute; VOC or
-            AffinityNet line format (see :func:`read_image_names`).
+        ann_file (str): Split file, relative to ``data_root`` unless absolute;
+            VOC or AffinityNet line format (see :func:`read_image_names`).
             Defaults to 'ImageSets/Segmentation/train_aug.txt'.
-        cls_label_file (str, optional): AffinityNet ``cls_labels.npy``, relative to
-            ``data_root`` unless absolute. None derives labels from the masks.
-            Defaults to 'cls_labels.npy'.
-        require_seg_map (bool): If False, a missing mask gives ``seg_map_path=None``
-            instead of an error (labels must then come from ``cls_label_file``).
-            Defaults to True.
-        check_files (bool): Check at load time that every image (and required mask)
-            exists. Defaults to True.
+        cls_label_file (str, optional): AffinityNet ``cls_labels.npy``,
+            relative to ``data_root`` unless absolute. None derives labels from
+            the masks. Defaults to 'cls_labels.npy'.
+        require_seg_map (bool): If False, a missing mask gives
+            ``seg_map_path=None`` instead of an error (labels must then come
+            from ``cls_label_file``). Defaults to True.
+        check_files (bool): Check at load time that every image (and required
+            mask) exists. Defaults to True.
         img_suffix (str): Image suffix. Defaults to '.jpg'.
         seg_map_suffix (str): Mask suffix. Defaults to '.png'.
         data_prefix (dict): Image and mask folders. Defaults to
-            ``dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug')``.
+            ``dict(img_path='JPEGImages',
+            seg_map_path='SegmentationClassAug')``.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
     METAINFO = dict(
@@ -79,11 +84,13 @@ class VOCImageLabelDataset(BaseSegDataset):
                  img_suffix: str = '.jpg',
                  seg_map_suffix: str = '.png',
                  data_prefix: dict = dict(
-                     img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
+                     img_path='JPEGImages',
+                     seg_map_path='SegmentationClassAug'),
                  **kwargs) -> None:
         if cls_label_file is None and not require_seg_map:
-            raise ValueError('cls_label_file=None derives labels from the masks, so it '
-                             'needs require_seg_map=True')
+            raise ValueError(
+                'cls_label_file=None derives labels from the masks, so it '
+                'needs require_seg_map=True')
         self.cls_label_file = cls_label_file
         self.require_seg_map = require_seg_map
         self.check_files = check_files
@@ -96,7 +103,8 @@ class VOCImageLabelDataset(BaseSegDataset):
 
     @property
     def num_fg_classes(self) -> int:
-        """Length of ``img_label``: the classes of ``METAINFO`` minus background."""
+        """Length of ``img_label``: the classes of ``METAINFO`` minus
+        background."""
         return len(self.METAINFO['classes']) - 1
 
     def _resolve(self, path: str) -> str:
@@ -116,8 +124,9 @@ class VOCImageLabelDataset(BaseSegDataset):
         bad = next((n for n, lab in zip(names, labels)
                     if lab.shape != (self.num_fg_classes, )), None)
         if bad is not None:
-            raise ValueError(f'class label file {path}: label of {bad} has shape '
-                             f'{table[bad].shape}, expected ({self.num_fg_classes},)')
+            raise ValueError(
+                f'class label file {path}: label of {bad} has shape '
+                f'{table[bad].shape}, expected ({self.num_fg_classes},)')
         return labels
 
     def _label_from_mask(self, seg_map_path: str) -> np.ndarray:
@@ -125,8 +134,9 @@ class VOCImageLabelDataset(BaseSegDataset):
             with Image.open(seg_map_path) as png:
                 mask = np.asarray(png)
         except OSError as e:
-            raise ValueError(f'cannot decode image {seg_map_path}: expected a PNG '
-                             f'label mask ({e})') from e
+            raise ValueError(
+                f'cannot decode image {seg_map_path}: expected a PNG '
+                f'label mask ({e})') from e
         return labels_from_mask(
             mask, self.num_fg_classes, self.ignore_index, source=seg_map_path)
 
@@ -134,8 +144,10 @@ class VOCImageLabelDataset(BaseSegDataset):
         """Read the split file, check the files and attach image-level labels.
 
         Returns:
-            list[dict]: Per image ``img_path``, ``seg_map_path`` (None when optional and
-            absent), ``img_label`` ((20,) float32), ``label_map``, ``reduce_zero_label``
+            list[dict]: Per image ``img_path``, ``seg_map_path`` (None when
+                optional and
+            absent), ``img_label`` ((20,) float32), ``label_map``,
+                ``reduce_zero_label``
             and ``seg_fields``.
         """
         names = read_image_names(self.ann_file)
@@ -152,26 +164,34 @@ class VOCImageLabelDataset(BaseSegDataset):
             if seg_dir is not None:
                 seg_map_path = osp.join(seg_dir, name + self.seg_map_suffix)
                 if not self.require_seg_map:
-                    seg_map_path = seg_map_path if osp.isfile(seg_map_path) else None
+                    seg_map_path = seg_map_path if osp.isfile(
+                        seg_map_path) else None
                 elif self.check_files and not osp.isfile(seg_map_path):
                     raise FileNotFoundError(
                         f'mask file {seg_map_path} (listed in {self.ann_file}) does not '
                         f'exist: expected a {self.seg_map_suffix} label mask, or '
                         'require_seg_map=False')
             elif self.cls_label_file is None:
-                raise ValueError('cls_label_file=None derives labels from the masks, '
-                                 "but data_prefix has no 'seg_map_path'")
+                raise ValueError(
+                    'cls_label_file=None derives labels from the masks, '
+                    "but data_prefix has no 'seg_map_path'")
             data_list.append(
-                dict(img_path=img_path, seg_map_path=seg_map_path,
-                     label_map=self.label_map, reduce_zero_label=self.reduce_zero_label,
-                     seg_fields=[]))
+                dict(
+                    img_path=img_path,
+                    seg_map_path=seg_map_path,
+                    label_map=self.label_map,
+                    reduce_zero_label=self.reduce_zero_label,
+                    seg_fields=[]))
 
         if self.cls_label_file is not None:
             source = self._resolve(self.cls_label_file)
             labels = self._labels_from_file(names)
         else:
             source = 'the masks'
-            labels = [self._label_from_mask(info['seg_map_path']) for info in data_list]
+            labels = [
+                self._label_from_mask(info['seg_map_path'])
+                for info in data_list
+            ]
         for name, info, label in zip(names, data_list, labels):
             if not label.any():
                 raise ValueError(

@@ -12,11 +12,13 @@ REAL_CLS_LABELS = '/work/shared/data/voc12/cls_labels.npy'
 
 
 def test_voc_classes_and_palette_match_mmseg():
-    assert ('background', ) + VOC_CLASSES == tuple(PascalVOCDataset.METAINFO['classes'])
+    assert ('background', ) + VOC_CLASSES == tuple(
+        PascalVOCDataset.METAINFO['classes'])
     palette = voc_palette()
     assert palette.shape == (256, 3) and palette.dtype == np.uint8
     assert palette[:21].tolist() == PascalVOCDataset.METAINFO['palette']
-    assert palette[255].tolist() == [224, 224, 192]  # VOC's colour of the ignore border
+    assert palette[255].tolist() == [224, 224,
+                                     192]  # VOC's colour of the ignore border
 
 
 def test_labels_from_mask():
@@ -27,19 +29,21 @@ def test_labels_from_mask():
     assert label.dtype == np.float32 and label.shape == (20, )
     np.testing.assert_array_equal(label, expected)
     assert not labels_from_mask(np.full((4, 4), 255, np.uint8)).any()
-    np.testing.assert_array_equal(labels_from_mask(np.array([[0, 2]]), num_classes=3),
-                                  [0, 1, 0])
+    np.testing.assert_array_equal(
+        labels_from_mask(np.array([[0, 2]]), num_classes=3), [0, 1, 0])
 
 
 def test_labels_from_mask_rejects_bad_ids():
     mask = np.array([[0, 21, 254], [1, 255, 0]], dtype=np.uint8)
-    with pytest.raises(ValueError, match=r'mask a/b\.png has label ids \[21, 254\]'):
+    with pytest.raises(
+            ValueError, match=r'mask a/b\.png has label ids \[21, 254\]'):
         labels_from_mask(mask, source='a/b.png')
 
 
 def test_save_load_roundtrip(tmp_path):
     labels = {'x1': np.array([1, 0, 1], dtype=np.float64), 'x2': [0, 1, 0]}
-    path = str(tmp_path / 'labels.bin')  # used as given: numpy must not append .npy
+    path = str(tmp_path /
+               'labels.bin')  # used as given: numpy must not append .npy
     save_cls_labels(path, labels)
     assert osp.isfile(path) and not osp.exists(path + '.npy')
     raw = np.load(path, allow_pickle=True).item()  # AffinityNet's reader
@@ -55,7 +59,8 @@ def test_load_errors(tmp_path):
         load_cls_labels(missing)
     not_dict = str(tmp_path / 'arr.npy')
     np.save(not_dict, np.zeros(3))
-    with pytest.raises(ValueError, match=re.escape(not_dict) + '.*expected a dict'):
+    with pytest.raises(
+            ValueError, match=re.escape(not_dict) + '.*expected a dict'):
         load_cls_labels(not_dict)
     ragged = str(tmp_path / 'ragged.npy')
     np.save(ragged, {'a': np.zeros(20), 'b': np.zeros(19)})
@@ -67,13 +72,15 @@ def test_load_errors(tmp_path):
         load_cls_labels(str(garbage))
 
 
-@pytest.mark.skipif(not osp.isfile(REAL_CLS_LABELS), reason='VOC metadata not present')
+@pytest.mark.skipif(
+    not osp.isfile(REAL_CLS_LABELS), reason='VOC metadata not present')
 def test_load_real_voc_cls_labels():
     labels = load_cls_labels(REAL_CLS_LABELS)
     raw = np.load(REAL_CLS_LABELS, allow_pickle=True).item()
     assert len(labels) == len(raw) == 12031
     for name in ('2007_000032', '2011_003276', list(raw)[-1]):
-        assert labels[name].dtype == np.float32 and labels[name].shape == (20, )
+        assert labels[name].dtype == np.float32 and labels[name].shape == (
+            20, )
         np.testing.assert_array_equal(labels[name], raw[name])
     # 2007_000032 shows aeroplanes and people (VOC class ids 1 and 15).
     assert np.flatnonzero(labels['2007_000032']).tolist() == [0, 14]

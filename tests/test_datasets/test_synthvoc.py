@@ -22,12 +22,14 @@ def tree_hashes(root):
         for f in files:
             path = osp.join(dirpath, f)
             with open(path, 'rb') as fh:
-                hashes[osp.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+                hashes[osp.relpath(path, root)] = hashlib.sha256(
+                    fh.read()).hexdigest()
     return hashes
 
 
 def read_list(root, split):
-    with open(osp.join(root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
+    with open(osp.join(root, 'ImageSets', 'Segmentation',
+                       f'{split}.txt')) as f:
         return f.read().split('\n')[:-1]  # one name per line, final newline
 
 
@@ -52,27 +54,32 @@ def test_same_seed_gives_identical_files(tmp_path, small):
 
 def test_layout(small):
     root, _ = small
-    train, train_aug, val = (read_list(root, s) for s in ('train', 'train_aug', 'val'))
+    train, train_aug, val = (
+        read_list(root, s) for s in ('train', 'train_aug', 'val'))
     assert len(train_aug) == 24 and len(train) == 24 // 3 and len(val) == 8
     assert train == train_aug[:len(train)]  # VOC: train is part of train_aug
     assert not set(val) & set(train_aug) and len(set(train_aug + val)) == 32
     for name in train_aug + val:
         assert osp.isfile(osp.join(root, 'JPEGImages', name + '.jpg'))
-        assert osp.isfile(osp.join(root, 'SegmentationClassAug', name + '.png'))
+        assert osp.isfile(
+            osp.join(root, 'SegmentationClassAug', name + '.png'))
         in_seg = osp.isfile(osp.join(root, 'SegmentationClass', name + '.png'))
         assert in_seg == (name in train or name in val)
-    assert len(os.listdir(osp.join(root, 'SegmentationClass'))) == len(train) + len(val)
+    assert len(os.listdir(osp.join(
+        root, 'SegmentationClass'))) == len(train) + len(val)
 
 
 def test_images_and_masks(small):
     root, _ = small
-    cls_labels = np.load(osp.join(root, 'cls_labels.npy'), allow_pickle=True).item()
+    cls_labels = np.load(
+        osp.join(root, 'cls_labels.npy'), allow_pickle=True).item()
     names = read_list(root, 'train_aug') + read_list(root, 'val')
     assert sorted(cls_labels) == sorted(names)
     palette = voc_palette().reshape(-1).tolist()
     for name in names:
         with Image.open(osp.join(root, 'JPEGImages', name + '.jpg')) as img:
-            assert img.format == 'JPEG' and img.mode == 'RGB' and img.size == (64, 64)
+            assert img.format == 'JPEG' and img.mode == 'RGB' and img.size == (
+                64, 64)
         for folder in ('SegmentationClassAug', 'SegmentationClass'):
             path = osp.join(root, folder, name + '.png')
             if not osp.isfile(path):
@@ -92,14 +99,16 @@ def test_images_and_masks(small):
 
 def test_object_statistics(small):
     root, result = small
-    cls_labels = np.load(osp.join(root, 'cls_labels.npy'), allow_pickle=True).item()
+    cls_labels = np.load(
+        osp.join(root, 'cls_labels.npy'), allow_pickle=True).item()
     assert sorted(result['objects']) == sorted(cls_labels)
     for name, objects in result['objects'].items():
         classes = {o['class_id'] for o in objects}
         assert 1 <= len(objects) <= 3 and 1 <= len(classes) <= 2
         assert classes == set((np.flatnonzero(cls_labels[name]) + 1).tolist())
         for o in objects:
-            assert 0 < o['part_pixels'] < 0.5 * (o['part_pixels'] + o['body_pixels'])
+            assert 0 < o['part_pixels'] < 0.5 * (
+                o['part_pixels'] + o['body_pixels'])
 
 
 def test_synth_sample_matches_files(small):
@@ -107,7 +116,8 @@ def test_synth_sample_matches_files(small):
     index = 5
     name = f'synth_{index:06d}'
     sample = synth_sample(index, size=64, seed=3)
-    with Image.open(osp.join(root, 'SegmentationClassAug', name + '.png')) as png:
+    with Image.open(osp.join(root, 'SegmentationClassAug',
+                             name + '.png')) as png:
         np.testing.assert_array_equal(np.array(png), sample.mask)
     assert sample.objects == result['objects'][name]
     assert sample.image.shape == (64, 64, 3) and sample.image.dtype == np.uint8
@@ -116,7 +126,8 @@ def test_synth_sample_matches_files(small):
         visible = sample.instances == k + 1
         assert (visible & sample.part).sum() == o['part_pixels']
         assert (visible & ~sample.part).sum() == o['body_pixels']
-        # a visible object carries its class in the mask, except on the border band
+        # a visible object carries its class in the mask, except on the border
+        # band
         assert set(np.unique(sample.mask[visible])) <= {o['class_id'], 255}
 
 
@@ -135,14 +146,16 @@ def object_colours(indices):
 
 
 def test_part_tells_the_class_and_body_does_not():
-    """Held-out nearest-centroid colour classifier: parts separate the classes, bodies
+    """Held-out nearest-centroid colour classifier: parts separate the classes,
+    bodies
     only their style (shared by 5 classes, so about 1/5 accuracy)."""
     train, test = object_colours(range(60)), object_colours(range(60, 120))
 
     def accuracy(feat):
         ids = np.unique(train[2])
         centroids = np.stack([train[feat][train[2] == c].mean(0) for c in ids])
-        dist = ((test[feat][:, None] - centroids[None])**2).sum(-1)  # (N, classes)
+        dist = ((test[feat][:, None] - centroids[None])**2).sum(
+            -1)  # (N, classes)
         return (ids[dist.argmin(1)] == test[2]).mean()
 
     assert accuracy(0) > 0.9
@@ -156,7 +169,8 @@ def test_non_square_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match='size'):
         synth_sample(0, size=16)
     with pytest.raises(ValueError, match='num_train_aug_extra'):
-        make_synthvoc(str(tmp_path), num_train=6, num_val=2, num_train_aug_extra=6)
+        make_synthvoc(
+            str(tmp_path), num_train=6, num_val=2, num_train_aug_extra=6)
     with pytest.raises(ValueError, match='num_train'):
         make_synthvoc(str(tmp_path), num_train=0)
 
@@ -169,8 +183,8 @@ def test_is_complete(tmp_path, small):
     assert not is_complete(str(tmp_path / 'absent'))
     with open(osp.join(root, 'synthvoc_meta.json')) as f:
         meta = json.load(f)
-    assert meta['args'] == dict(num_train=24, num_val=8, size=[64, 64], seed=3,
-                                num_train_aug_extra=16)
+    assert meta['args'] == dict(
+        num_train=24, num_val=8, size=[64, 64], seed=3, num_train_aug_extra=16)
     # an interrupted regeneration (meta removed first) is detected
     partial = str(tmp_path / 'partial')
     make_synthvoc(partial, num_train=3, num_val=1, size=32)
@@ -181,11 +195,17 @@ def test_is_complete(tmp_path, small):
 def test_cli_default_sizes(tmp_path):
     out = str(tmp_path / 'cli')
     script = osp.join(REPO, 'tools', 'dataset_converters', 'make_synthvoc.py')
-    proc = subprocess.run([sys.executable, script, out], capture_output=True, text=True,
-                          cwd=REPO, check=True)
+    proc = subprocess.run([sys.executable, script, out],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO,
+                          check=True)
     assert 'train 80, train_aug 240, val 60' in proc.stdout
     assert is_complete(out)
     assert len(read_list(out, 'train_aug')) == 240
     proc = subprocess.run([sys.executable, script, out, '--skip-existing'],
-                          capture_output=True, text=True, cwd=REPO, check=True)
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO,
+                          check=True)
     assert 'skipped' in proc.stdout

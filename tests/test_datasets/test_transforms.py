@@ -11,7 +11,8 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 
 from mmcyc.datasets import (LoadCheckedAnnotations, LoadCheckedImageFromFile,
-                            PackImageLabelInputs, VOCImageLabelDataset, make_synthvoc)
+                            PackImageLabelInputs, VOCImageLabelDataset,
+                            make_synthvoc)
 
 
 @pytest.fixture(scope='module')
@@ -22,7 +23,8 @@ def dataset(tmp_path_factory):
 
 
 def results_of(dataset, index=0):
-    """A fresh copy of one data info, as BaseDataset.prepare_data hands it over."""
+    """A fresh copy of one data info, as BaseDataset.prepare_data hands it
+    over."""
     return dataset.get_data_info(index)
 
 
@@ -41,15 +43,20 @@ def test_registered_in_mmseg():
 
 
 def test_pipeline_packs_image_mask_and_label(dataset):
-    pipeline = Compose([LoadCheckedImageFromFile(), LoadCheckedAnnotations(),
-                        PackImageLabelInputs()])
+    pipeline = Compose([
+        LoadCheckedImageFromFile(),
+        LoadCheckedAnnotations(),
+        PackImageLabelInputs()
+    ])
     info = results_of(dataset, 1)
     packed = pipeline(info)
     inputs, sample = packed['inputs'], packed['data_samples']
     assert inputs.shape == (3, 40, 56) and inputs.dtype == torch.uint8
-    with Image.open(info['img_path']) as img:  # RGB on disk, BGR like mmcv's cv2
+    with Image.open(
+            info['img_path']) as img:  # RGB on disk, BGR like mmcv's cv2
         rgb = inputs.permute(1, 2, 0).numpy()[..., ::-1].astype(int)
-        assert np.abs(rgb - np.array(img, dtype=int)).max() <= 2  # JPEG decoders agree
+        assert np.abs(
+            rgb - np.array(img, dtype=int)).max() <= 2  # JPEG decoders agree
     assert isinstance(sample, SegDataSample)
     with Image.open(info['seg_map_path']) as png:
         mask = np.array(png)
@@ -66,9 +73,12 @@ def test_pipeline_packs_image_mask_and_label(dataset):
 
 def test_pack_label_into_metainfo_when_asked(dataset):
     info = LoadCheckedImageFromFile()(results_of(dataset))
-    sample = PackImageLabelInputs(meta_keys=('img_path', 'img_label'))(info)['data_samples']
-    np.testing.assert_array_equal(sample.metainfo['img_label'], info['img_label'])
-    assert torch.equal(sample.gt_img_label, torch.from_numpy(info['img_label']))
+    sample = PackImageLabelInputs(
+        meta_keys=('img_path', 'img_label'))(info)['data_samples']
+    np.testing.assert_array_equal(sample.metainfo['img_label'],
+                                  info['img_label'])
+    assert torch.equal(sample.gt_img_label,
+                       torch.from_numpy(info['img_label']))
 
 
 def test_pack_errors(dataset):
@@ -87,21 +97,28 @@ def test_image_missing_or_corrupt(tmp_path, backend):
     missing = str(tmp_path / 'missing.jpg')
     with pytest.raises(FileNotFoundError, match=re.escape(missing)):
         load(dict(img_path=missing))
-    assert LoadCheckedImageFromFile(ignore_empty=True)(dict(img_path=missing)) is None
+    assert LoadCheckedImageFromFile(ignore_empty=True)(
+        dict(img_path=missing)) is None
     corrupt = tmp_path / 'corrupt.jpg'
     corrupt.write_bytes(b'\xff\xd8 this is not a JPEG')
-    with pytest.raises(ValueError, match='cannot decode image ' + re.escape(str(corrupt)) +
-                       ': expected a JPEG/PNG file'):
+    with pytest.raises(
+            ValueError,
+            match='cannot decode image ' + re.escape(str(corrupt)) +
+            ': expected a JPEG/PNG file'):
         load(dict(img_path=str(corrupt)))
     empty = tmp_path / 'empty.png'
     empty.write_bytes(b'')
-    with pytest.raises(ValueError, match='cannot decode image ' + re.escape(str(empty))):
+    with pytest.raises(
+            ValueError, match='cannot decode image ' + re.escape(str(empty))):
         load(dict(img_path=str(empty)))
 
 
 def ann_results(path):
-    return dict(img_path='x.jpg', seg_map_path=path, reduce_zero_label=False,
-                seg_fields=[])
+    return dict(
+        img_path='x.jpg',
+        seg_map_path=path,
+        reduce_zero_label=False,
+        seg_fields=[])
 
 
 @pytest.mark.parametrize('backend', ['cv2', 'pillow'])
@@ -112,8 +129,10 @@ def test_mask_missing_or_corrupt(tmp_path, backend):
         load(ann_results(missing))
     corrupt = tmp_path / 'corrupt.png'
     corrupt.write_bytes(b'\x89PNG not really')
-    with pytest.raises(ValueError, match='cannot decode image ' + re.escape(str(corrupt)) +
-                       ': expected a PNG'):
+    with pytest.raises(
+            ValueError,
+            match='cannot decode image ' + re.escape(str(corrupt)) +
+            ': expected a PNG'):
         load(ann_results(str(corrupt)))
     with pytest.raises(ValueError, match=r'image x\.jpg has no mask'):
         load(ann_results(None))
@@ -124,7 +143,8 @@ def test_mask_label_ids(tmp_path):
     mask[1, 1], mask[2, 2], mask[3, 3] = 20, 255, 21
     mask[4, 4] = 200
     path = write_png(tmp_path / 'bad.png', mask)
-    with pytest.raises(ValueError, match=re.escape(path) + r' has label ids \[21, 200\]'):
+    with pytest.raises(
+            ValueError, match=re.escape(path) + r' has label ids \[21, 200\]'):
         LoadCheckedAnnotations()(ann_results(path))
     mask[mask > 20] = 255
     path = write_png(tmp_path / 'good.png', mask)

@@ -10,8 +10,8 @@ from mmseg.datasets import PascalVOCDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from mmcyc.datasets import (VOCImageLabelDataset, make_synthvoc, read_image_names,
-                            save_cls_labels)
+from mmcyc.datasets import (VOCImageLabelDataset, make_synthvoc,
+                            read_image_names, save_cls_labels)
 
 VOC12 = '/work/shared/data/voc12'
 
@@ -32,30 +32,37 @@ def root_copy(synth_root, tmp_path):
 
 
 def names_of(root, split):
-    with open(osp.join(root, 'ImageSets', 'Segmentation', split + '.txt')) as f:
+    with open(osp.join(root, 'ImageSets', 'Segmentation',
+                       split + '.txt')) as f:
         return f.read().split()
 
 
 def test_metainfo_matches_mmseg_voc():
     meta = VOCImageLabelDataset.METAINFO
-    assert tuple(meta['classes']) == tuple(PascalVOCDataset.METAINFO['classes'])
+    assert tuple(meta['classes']) == tuple(
+        PascalVOCDataset.METAINFO['classes'])
     assert meta['palette'] == PascalVOCDataset.METAINFO['palette']
 
 
 @pytest.mark.parametrize('split', ['train_aug', 'val'])
 def test_labels_from_file_equal_labels_from_masks(synth_root, split):
-    kwargs = dict(data_root=synth_root, ann_file=f'ImageSets/Segmentation/{split}.txt')
+    kwargs = dict(
+        data_root=synth_root, ann_file=f'ImageSets/Segmentation/{split}.txt')
     from_file = VOCImageLabelDataset(**kwargs)
     from_masks = VOCImageLabelDataset(cls_label_file=None, **kwargs)
     names = names_of(synth_root, split)
     assert len(from_file) == len(from_masks) == len(names)
-    expected = np.load(osp.join(synth_root, 'cls_labels.npy'), allow_pickle=True).item()
+    expected = np.load(
+        osp.join(synth_root, 'cls_labels.npy'), allow_pickle=True).item()
     for i, name in enumerate(names):
         a, b = from_file.get_data_info(i), from_masks.get_data_info(i)
-        assert a['img_path'] == osp.join(synth_root, 'JPEGImages', name + '.jpg')
-        assert a['seg_map_path'] == osp.join(synth_root, 'SegmentationClassAug',
+        assert a['img_path'] == osp.join(synth_root, 'JPEGImages',
+                                         name + '.jpg')
+        assert a['seg_map_path'] == osp.join(synth_root,
+                                             'SegmentationClassAug',
                                              name + '.png')
-        assert a['img_label'].dtype == np.float32 and a['img_label'].shape == (20, )
+        assert a['img_label'].dtype == np.float32 and a['img_label'].shape == (
+            20, )
         np.testing.assert_array_equal(a['img_label'], expected[name])
         np.testing.assert_array_equal(b['img_label'], expected[name])
         assert a['seg_fields'] == [] and a['reduce_zero_label'] is False
@@ -65,21 +72,27 @@ def test_labels_from_file_equal_labels_from_masks(synth_root, split):
 def test_affinitynet_ann_lines(synth_root, tmp_path):
     names = names_of(synth_root, 'train')
     ann = tmp_path / 'train_psa.txt'
-    ann.write_text(''.join(f'/JPEGImages/{n}.jpg /SegmentationClassAug/{n}.png\n'
-                           for n in names) + '\n')
+    ann.write_text(''.join(
+        f'/JPEGImages/{n}.jpg /SegmentationClassAug/{n}.png\n'
+        for n in names) + '\n')
     assert read_image_names(str(ann)) == names
     dataset = VOCImageLabelDataset(data_root=synth_root, ann_file=str(ann))
-    assert [osp.basename(dataset.get_data_info(i)['img_path']) for i in range(len(names))
-            ] == [n + '.jpg' for n in names]
+    assert [
+        osp.basename(dataset.get_data_info(i)['img_path'])
+        for i in range(len(names))
+    ] == [n + '.jpg' for n in names]
 
 
-@pytest.mark.skipif(not osp.isfile(osp.join(VOC12, 'cls_labels.npy')),
-                    reason='VOC metadata not present')
+@pytest.mark.skipif(
+    not osp.isfile(osp.join(VOC12, 'cls_labels.npy')),
+    reason='VOC metadata not present')
 def test_real_voc_metadata(tmp_path):
     for f in ('train_aug.txt', 'cls_labels.npy'):
         os.symlink(osp.join(VOC12, f), tmp_path / f)
     dataset = VOCImageLabelDataset(
-        data_root=str(tmp_path), ann_file='train_aug.txt', require_seg_map=False,
+        data_root=str(tmp_path),
+        ann_file='train_aug.txt',
+        require_seg_map=False,
         check_files=False)
     assert len(dataset) == 10582
     raw = np.load(osp.join(VOC12, 'cls_labels.npy'), allow_pickle=True).item()
@@ -91,16 +104,22 @@ def test_real_voc_metadata(tmp_path):
         assert info['img_path'].endswith(f'JPEGImages/{name}.jpg')
         assert info['seg_map_path'] is None
         np.testing.assert_array_equal(info['img_label'], raw[name])
-    assert np.flatnonzero(dataset.get_data_info(0)['img_label']).tolist() == [0, 14]
+    assert np.flatnonzero(
+        dataset.get_data_info(0)['img_label']).tolist() == [0, 14]
 
 
 def test_build_from_registry_with_pipeline(synth_root):
-    cfg = dict(type='VOCImageLabelDataset', data_root=synth_root,
-               ann_file='ImageSets/Segmentation/val.txt',
-               pipeline=[dict(type='LoadCheckedImageFromFile'),
-                         dict(type='LoadCheckedAnnotations'),
-                         dict(type='PackImageLabelInputs')])
-    with DefaultScope.overwrite_default_scope('mmseg'):  # as configs set default_scope
+    cfg = dict(
+        type='VOCImageLabelDataset',
+        data_root=synth_root,
+        ann_file='ImageSets/Segmentation/val.txt',
+        pipeline=[
+            dict(type='LoadCheckedImageFromFile'),
+            dict(type='LoadCheckedAnnotations'),
+            dict(type='PackImageLabelInputs')
+        ])
+    with DefaultScope.overwrite_default_scope(
+            'mmseg'):  # as configs set default_scope
         dataset = DATASETS.build(cfg)
         item = dataset[0]
     assert isinstance(dataset, VOCImageLabelDataset)
@@ -110,7 +129,8 @@ def test_build_from_registry_with_pipeline(synth_root):
 
 
 def test_missing_ann_file(synth_root):
-    with pytest.raises(FileNotFoundError, match=r'annotation file .*nope\.txt'):
+    with pytest.raises(
+            FileNotFoundError, match=r'annotation file .*nope\.txt'):
         VOCImageLabelDataset(data_root=synth_root, ann_file='nope.txt')
 
 
@@ -118,7 +138,8 @@ def test_missing_image(root_copy):
     name = names_of(root_copy, 'val')[2]
     path = osp.join(root_copy, 'JPEGImages', name + '.jpg')
     os.remove(path)
-    kwargs = dict(data_root=root_copy, ann_file='ImageSets/Segmentation/val.txt')
+    kwargs = dict(
+        data_root=root_copy, ann_file='ImageSets/Segmentation/val.txt')
     with pytest.raises(FileNotFoundError, match=re.escape(path)):
         VOCImageLabelDataset(**kwargs)
     assert len(VOCImageLabelDataset(check_files=False, **kwargs)) == 6
@@ -128,32 +149,37 @@ def test_missing_mask(root_copy):
     name = names_of(root_copy, 'val')[0]
     path = osp.join(root_copy, 'SegmentationClassAug', name + '.png')
     os.remove(path)
-    kwargs = dict(data_root=root_copy, ann_file='ImageSets/Segmentation/val.txt')
+    kwargs = dict(
+        data_root=root_copy, ann_file='ImageSets/Segmentation/val.txt')
     with pytest.raises(FileNotFoundError, match=re.escape(path)):
         VOCImageLabelDataset(**kwargs)
     dataset = VOCImageLabelDataset(require_seg_map=False, **kwargs)
     assert dataset.get_data_info(0)['seg_map_path'] is None
     assert dataset.get_data_info(1)['seg_map_path'] is not None
     with pytest.raises(ValueError, match='require_seg_map=True'):
-        VOCImageLabelDataset(require_seg_map=False, cls_label_file=None, **kwargs)
+        VOCImageLabelDataset(
+            require_seg_map=False, cls_label_file=None, **kwargs)
 
 
 def test_cls_labels_missing_names(root_copy):
     names = names_of(root_copy, 'train_aug')
     cls_file = osp.join(root_copy, 'partial.npy')
     save_cls_labels(cls_file, {n: np.eye(20)[0] for n in names[3:]})
-    with pytest.raises(ValueError,
-                       match=re.escape(cls_file) + r'.*3 of the 12 images.*' + names[0]):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(cls_file) + r'.*3 of the 12 images.*' + names[0]):
         VOCImageLabelDataset(data_root=root_copy, cls_label_file='partial.npy')
 
 
 def test_no_foreground(root_copy):
     names = names_of(root_copy, 'train_aug')
-    labels = np.load(osp.join(root_copy, 'cls_labels.npy'), allow_pickle=True).item()
+    labels = np.load(
+        osp.join(root_copy, 'cls_labels.npy'), allow_pickle=True).item()
     labels[names[4]] = np.zeros(20, np.float32)
     cls_file = osp.join(root_copy, 'empty_one.npy')
     save_cls_labels(cls_file, labels)
-    with pytest.raises(ValueError, match=f'image {names[4]} .*' + re.escape(cls_file)):
+    with pytest.raises(
+            ValueError, match=f'image {names[4]} .*' + re.escape(cls_file)):
         VOCImageLabelDataset(data_root=root_copy, cls_label_file=cls_file)
 
     png_path = osp.join(root_copy, 'SegmentationClassAug', names[5] + '.png')

@@ -44,7 +44,7 @@ def main(argv=None):
     try:
         report = convert_checkpoint(args.src, args.dst, args.layout,
                                     args.allow_unknown)
-    except ValueError as err:
+    except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(report)

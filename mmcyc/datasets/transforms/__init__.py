@@ -2,4 +2,7 @@
 from .formatting import PackImageLabelInputs
 from .loading import LoadCheckedAnnotations, LoadCheckedImageFromFile
 
-__all__ = ['LoadCheckedImageFromFile', 'LoadCheckedAnnotations', 'PackImageLabelInputs']
+__all__ = [
+    'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
+    'PackImageLabelInputs'
+]

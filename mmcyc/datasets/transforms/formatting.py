@@ -6,21 +6,26 @@ import torch
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
-# mmseg's PackSegInputs default; ``img_label`` is packed as data, not meta information.
-DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                     'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label')
+# mmseg's PackSegInputs default; ``img_label`` is packed as data, not meta
+# information.
+DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
+                     'pad_shape', 'scale_factor', 'flip', 'flip_direction',
+                     'reduce_zero_label')
 
 
 @TRANSFORMS.register_module()
 class PackImageLabelInputs(PackSegInputs):
-    """:class:`mmseg.datasets.transforms.PackSegInputs` that also packs the image label.
+    """:class:`mmseg.datasets.transforms.PackSegInputs` that also packs the
+    image label.
 
     The multi-hot image-level label ``results[label_key]`` becomes
-    ``data_sample.gt_img_label``, a float32 tensor of shape ``(num_classes,)``. It
-    enters the meta information only if ``label_key`` is listed in ``meta_keys``.
+    ``data_sample.gt_img_label``, a float32 tensor of shape ``(num_classes,)``.
+    It enters the meta information only if ``label_key`` is listed in
+    ``meta_keys``.
 
     Required keys: ``label_key`` (and what :class:`PackSegInputs` packs).
-    Added keys: ``inputs`` ((C, H, W) tensor), ``data_samples`` (SegDataSample).
+    Added keys: ``inputs`` ((C, H, W) tensor), ``data_samples``
+    (SegDataSample).
 
     Args:
         meta_keys (Sequence[str]): Keys packed into the meta information.
@@ -43,8 +48,9 @@ class PackImageLabelInputs(PackSegInputs):
                 'VOCImageLabelDataset puts in each data info')
         label = np.asarray(results[self.label_key], dtype=np.float32)
         if label.ndim != 1:
-            raise ValueError(f'{self.label_key} of {results.get("img_path")} has shape '
-                             f'{label.shape}, expected (num_classes,)')
+            raise ValueError(
+                f'{self.label_key} of {results.get("img_path")} has shape '
+                f'{label.shape}, expected (num_classes,)')
         packed = super().transform(results)
         packed['data_samples'].gt_img_label = torch.from_numpy(label.copy())
         return packed

@@ -1,8 +1,9 @@
 """Image and mask loading that fails with messages naming the file at fault.
 
-mmcv's loaders report a missing or undecodable file as ``AssertionError: failed to
-load image`` or ``AttributeError: 'NoneType' object has no attribute 'squeeze'``; these
-subclasses check first and say which file is wrong and what was expected.
+mmcv's loaders report a missing or undecodable file as ``AssertionError: failed
+to load image`` or ``AttributeError: 'NoneType' object has no attribute
+'squeeze'``; these subclasses check first and say which file is wrong and what
+was expected.
 """
 from typing import Optional
 
@@ -17,11 +18,13 @@ from mmseg.registry import TRANSFORMS
 class LoadCheckedImageFromFile(LoadImageFromFile):
     """:class:`mmcv.transforms.LoadImageFromFile` with clear errors.
 
-    Required keys: ``img_path``. Added keys: ``img``, ``img_shape``, ``ori_shape``.
-    Takes the same arguments as :class:`mmcv.transforms.LoadImageFromFile`.
+    Required keys: ``img_path``. Added keys: ``img``, ``img_shape``,
+    ``ori_shape``. Takes the same arguments as
+    :class:`mmcv.transforms.LoadImageFromFile`.
 
     Raises:
-        FileNotFoundError: If the image file does not exist (unless ``ignore_empty``).
+        FileNotFoundError: If the image file does not exist (unless
+            ``ignore_empty``).
         ValueError: If the file cannot be decoded as an image.
     """
 
@@ -31,38 +34,43 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
             if self.ignore_empty:
                 return None
             raise FileNotFoundError(
-                f'image file {filename} does not exist: expected a JPEG/PNG image')
+                f'image file {filename} does not exist: expected a JPEG/PNG image'
+            )
         try:
             return super().transform(results)
         except Exception as e:  # noqa: BLE001 -- decoders raise many kinds (or assert)
-            raise ValueError(f'cannot decode image {filename}: expected a JPEG/PNG '
-                             f'file ({type(e).__name__}: {e})') from e
+            raise ValueError(
+                f'cannot decode image {filename}: expected a JPEG/PNG '
+                f'file ({type(e).__name__}: {e})') from e
 
 
 @TRANSFORMS.register_module()
 class LoadCheckedAnnotations(LoadAnnotations):
     """:class:`mmseg.datasets.transforms.LoadAnnotations` with clear errors.
 
-    Besides checking that the mask exists and decodes, it checks the label ids: every
-    pixel must be below ``num_classes`` or equal to ``ignore_index`` (after mmseg's
-    ``label_map`` / ``reduce_zero_label``).
+    Besides checking that the mask exists and decodes, it checks the label ids:
+    every pixel must be below ``num_classes`` or equal to ``ignore_index``
+    (after mmseg's ``label_map`` / ``reduce_zero_label``).
 
     Required keys: ``seg_map_path``, ``reduce_zero_label``, ``seg_fields``.
     Added keys: ``gt_seg_map``.
 
     Args:
-        num_classes (int): Number of classes including background; PASCAL VOC has 21.
-            Defaults to 21.
+        num_classes (int): Number of classes including background; PASCAL VOC
+            has 21. Defaults to 21.
         ignore_index (int): Label of ignored pixels. Defaults to 255.
         **kwargs: Passed to :class:`mmseg.datasets.transforms.LoadAnnotations`.
 
     Raises:
         FileNotFoundError: If the mask file does not exist.
-        ValueError: If there is no mask path, the mask cannot be decoded, or it holds
-            label ids other than 0..num_classes-1 and ignore_index.
+        ValueError: If there is no mask path, the mask cannot be decoded, or it
+            holds label ids other than 0..num_classes-1 and ignore_index.
     """
 
-    def __init__(self, num_classes: int = 21, ignore_index: int = 255, **kwargs) -> None:
+    def __init__(self,
+                 num_classes: int = 21,
+                 ignore_index: int = 255,
+                 **kwargs) -> None:
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         super().__init__(**kwargs)
@@ -77,16 +85,19 @@ class LoadCheckedAnnotations(LoadAnnotations):
                 'expected a label mask for LoadCheckedAnnotations')
         if not fileio.exists(filename, backend_args=self.backend_args):
             raise FileNotFoundError(
-                f'mask file {filename} does not exist: expected a PNG label mask')
+                f'mask file {filename} does not exist: expected a PNG label mask'
+            )
         try:
             super()._load_seg_map(results)
         except AssertionError:
             raise  # mmseg's reduce_zero_label consistency check; its message is clear
         except Exception as e:  # noqa: BLE001 -- decoders raise many kinds
-            raise ValueError(f'cannot decode image {filename}: expected a PNG label '
-                             f'mask ({type(e).__name__}: {e})') from e
+            raise ValueError(
+                f'cannot decode image {filename}: expected a PNG label '
+                f'mask ({type(e).__name__}: {e})') from e
         values = np.unique(results['gt_seg_map'])
-        bad = values[(values >= self.num_classes) & (values != self.ignore_index)]
+        bad = values[(values >= self.num_classes)
+                     & (values != self.ignore_index)]
         if bad.size:
             raise ValueError(
                 f'mask {filename} has label ids {bad.tolist()}: expected '

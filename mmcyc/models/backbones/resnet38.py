@@ -6,11 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmseg.registry import MODELS
-
-# Wide ResNet-38 in AffinityNet's layout (jiwoon-ahn/psa, network/resnet38d.py).
+# Wide ResNet-38 in AffinityNet's layout (jiwoon-ahn/psa,
+# network/resnet38d.py).
 # Submodule names equal the reference ones, so its checkpoints map 1:1.
 # Basic pre-activation blocks:
 # (name, in, mid, out, stride, first_dilation, dilation)

@@ -23,6 +23,8 @@ little-endian::
 
 Only dense arrays are supported; sparse ones raise ``ValueError``.
 """
+import io
+import os
 import struct
 from collections import OrderedDict
 from typing import BinaryIO, Dict, List, Mapping, Optional, Tuple
@@ -33,7 +35,11 @@ LIST_MAGIC = 0x112
 NDARRAY_V1_MAGIC = 0xF993FAC8
 NDARRAY_V2_MAGIC = 0xF993FAC9
 NDARRAY_V3_MAGIC = 0xF993FACA
-_VERSION_MAGIC = {1: NDARRAY_V1_MAGIC, 2: NDARRAY_V2_MAGIC, 3: NDARRAY_V3_MAGIC}
+_VERSION_MAGIC = {
+    1: NDARRAY_V1_MAGIC,
+    2: NDARRAY_V2_MAGIC,
+    3: NDARRAY_V3_MAGIC
+}
 # A legacy array starts with its ndim; anything larger is not a valid header.
 _MAX_LEGACY_NDIM = 32
 # mshadow type flags (include/mshadow/base.h).
@@ -61,8 +67,16 @@ class _Reader:
     def __init__(self, f: BinaryIO, name: str):
         self.f = f
         self.name = name
+        try:
+            self.size = os.fstat(f.fileno()).st_size
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self.size = None  # not a real file: no up-front size check
 
     def bytes(self, n: int) -> bytearray:
+        if self.size is not None and self.f.tell() + n > self.size:
+            raise ValueError(f'{self.name}: truncated MXNet params file '
+                             f'(wanted {n} bytes at offset {self.f.tell()}, '
+                             f'the file has {self.size})')
         buf = bytearray(n)
         got = self.f.readinto(buf)
         if got != n:
@@ -105,7 +119,7 @@ def _read_ndarray(r: _Reader) -> Optional[np.ndarray]:
     else:
         raise ValueError(f'{r.name}: unknown NDArray magic {magic:#x}; '
                          'expected 0xf993fac8/9/a or a legacy ndim')
-    r.values('ii')  # context (dev_type, dev_id): data is stored on CPU here
+    r.values('ii')  # context (dev_type, dev_id): we always read to host
     flag = r.value('i')
     if flag not in DTYPE_FLAGS:
         raise ValueError(f'{r.name}: unsupported MXNet dtype flag {flag}; '
@@ -117,8 +131,9 @@ def _read_ndarray(r: _Reader) -> Optional[np.ndarray]:
 
 
 def read_ndarray_list(
-        f: BinaryIO,
-        name: str = '<stream>') -> Tuple[List[Optional[np.ndarray]], List[str]]:
+    f: BinaryIO,
+    name: str = '<stream>'
+) -> Tuple[List[Optional[np.ndarray]], List[str]]:
     """Read an ``mx.nd.save`` stream.
 
     Args:

@@ -324,9 +324,10 @@ def mxnet_params_to_psa(
     return out, dropped + unknown
 
 
-def load_psa_state_dict(path: str,
-                        allow_unknown: bool = False
-                        ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+def load_psa_state_dict(
+    path: str,
+    allow_unknown: bool = False
+) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
     """Load a psa torch checkpoint or the MXNet ``.params`` file, psa-keyed.
 
     Args:

@@ -2,9 +2,9 @@
 import pytest
 import torch
 import torch.nn as nn
+from mmseg.registry import MODELS
 
 from mmcyc.models.backbones import ResNet38
-from mmseg.registry import MODELS
 
 TINY = 0.125  # every width / 8: 8, 16, 32, 64, 128, 256, 512 channels
 
