@@ -1,5 +1,4 @@
-"""Datasets and transforms, registered in mmseg's ``DATASETS`` and
-``TRANSFORMS``."""
+"""Datasets and transforms, registered in mmseg's DATASETS and TRANSFORMS."""
 from .cls_labels import (VOC_CLASSES, labels_from_mask, load_cls_labels,
                          save_cls_labels, voc_palette)
 from .synthvoc import SynthSample, is_complete, make_synthvoc, synth_sample

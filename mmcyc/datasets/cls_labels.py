@@ -50,42 +50,38 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
     """Load AffinityNet's ``cls_labels.npy``.
 
     Args:
-        path (str): The ``.npy`` file holding a pickled dict ``name ->
-            multi-hot``.
+        path (str): The ``.npy`` file: a pickled dict name -> multi-hot.
 
     Returns:
         dict[str, np.ndarray]: Image name to ``(num_classes,)`` float32
-            multi-hot label.
+        multi-hot label.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file is not a pickled dict of equal-length 1-D label
-            vectors.
+        ValueError: If the file is not a pickled dict of equally long 1-D
+            label vectors.
     """
+    expected = ('a dict image name -> multi-hot label '
+                '(AffinityNet cls_labels.npy)')
     if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'class label file {path} does not exist: expected a .npy file holding a '
-            'pickled dict image name -> multi-hot label (AffinityNet cls_labels.npy)'
-        )
+        raise FileNotFoundError(f'class label file {path} does not exist: '
+                                f'expected a .npy file holding {expected}')
     try:
         raw = np.load(path, allow_pickle=True)
         table = raw.item() if raw.dtype == object and raw.ndim == 0 else raw
-    except Exception as e:  # noqa: BLE001 -- numpy raises many kinds for a bad file
+    except Exception as e:  # noqa: BLE001 -- numpy raises many kinds
         raise ValueError(f'cannot read class label file {path}: {e}') from e
     if not isinstance(table, dict):
-        raise ValueError(
-            f'class label file {path} holds a {type(table).__name__}, expected a dict '
-            'image name -> multi-hot label (AffinityNet cls_labels.npy)')
+        raise ValueError(f'class label file {path} holds a '
+                         f'{type(table).__name__}, expected {expected}')
     labels = {}
     length = None
     for name, value in table.items():
         label = np.asarray(value, dtype=np.float32)
-        if label.ndim != 1 or (length is not None
-                               and label.shape[0] != length):
+        if label.ndim != 1 or label.shape[0] != (length or label.shape[0]):
             raise ValueError(
-                f'class label file {path}: label of {name!r} has shape {label.shape}, '
-                f'expected ({length if length is not None else "C"},) like the others'
-            )
+                f'class label file {path}: label of {name!r} has shape '
+                f'{label.shape}, expected ({length or "C"},) like the others')
         length = label.shape[0]
         labels[str(name)] = label
     return labels
@@ -100,13 +96,10 @@ def save_cls_labels(path: str, labels: Dict[str, np.ndarray]) -> None:
 
     Args:
         path (str): Output file.
-        labels (dict[str, np.ndarray]): Image name to multi-hot label; stored
-            as float32.
+        labels (dict[str, np.ndarray]): Image name to multi-hot label,
+            stored as float32.
     """
-    table = {
-        str(k): np.asarray(v, dtype=np.float32)
-        for k, v in labels.items()
-    }
+    table = {str(k): np.asarray(v, np.float32) for k, v in labels.items()}
     tmp = f'{path}.tmp{os.getpid()}'
     with open(tmp, 'wb') as f:
         np.save(f, table, allow_pickle=True)
@@ -130,9 +123,8 @@ def labels_from_mask(mask: np.ndarray,
             error messages. Defaults to None.
 
     Returns:
-        np.ndarray: ``(num_classes,)`` float32 multi-hot label (all zero when
-            the mask
-        has no foreground).
+        np.ndarray: ``(num_classes,)`` float32 multi-hot label, all zero when
+        the mask has no foreground.
 
     Raises:
         ValueError: If the mask holds ids other than 0..num_classes and

@@ -1,5 +1,4 @@
-"""PASCAL VOC with image-level labels, the training data of every WSSS
-stage."""
+"""PASCAL VOC with image-level labels: the training data of the WSSS stages."""
 import os.path as osp
 from typing import List, Optional
 
@@ -8,7 +7,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from .cls_labels import VOC_CLASSES, labels_from_mask, load_cls_labels, voc_palette
+from .cls_labels import (VOC_CLASSES, labels_from_mask, load_cls_labels,
+                         voc_palette)
 
 
 def read_image_names(ann_file: str) -> List[str]:
@@ -29,10 +29,10 @@ def read_image_names(ann_file: str) -> List[str]:
     """
     if not osp.isfile(ann_file):
         raise FileNotFoundError(
-            f'annotation file {ann_file} does not exist: expected a split file with one '
-            'image per line (VOC "2007_000032" or AffinityNet '
-            '"/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png")'
-        )
+            f'annotation file {ann_file} does not exist: expected a split '
+            'file with one image per line (VOC "2007_000032" or AffinityNet '
+            '"/JPEGImages/2007_000032.jpg '
+            '/SegmentationClassAug/2007_000032.png")')
     names = []
     with open(ann_file) as f:
         for line in f:
@@ -44,8 +44,7 @@ def read_image_names(ann_file: str) -> List[str]:
 
 @DATASETS.register_module()
 class VOCImageLabelDataset(BaseSegDataset):
-    """PASCAL VOC 2012 (or SynthVOC) with a multi-hot image-level label per
-    image.
+    """PASCAL VOC 2012 (or SynthVOC) with a multi-hot label per image.
 
     Each data info holds, besides mmseg's ``img_path`` / ``seg_map_path``, the
     image label ``img_label``: a ``(20,)`` float32 multi-hot vector over the
@@ -103,8 +102,7 @@ class VOCImageLabelDataset(BaseSegDataset):
 
     @property
     def num_fg_classes(self) -> int:
-        """Length of ``img_label``: the classes of ``METAINFO`` minus
-        background."""
+        """Length of ``img_label``: ``METAINFO`` classes but background."""
         return len(self.METAINFO['classes']) - 1
 
     def _resolve(self, path: str) -> str:
@@ -118,8 +116,9 @@ class VOCImageLabelDataset(BaseSegDataset):
         missing = [n for n in names if n not in table]
         if missing:
             raise ValueError(
-                f'class label file {path} has no label for {len(missing)} of the '
-                f'{len(names)} images of {self.ann_file}, e.g. {missing[:5]}')
+                f'class label file {path} has no label for {len(missing)} of '
+                f'the {len(names)} images of {self.ann_file}, e.g. '
+                f'{missing[:5]}')
         labels = [table[n] for n in names]
         bad = next((n for n, lab in zip(names, labels)
                     if lab.shape != (self.num_fg_classes, )), None)
@@ -140,49 +139,46 @@ class VOCImageLabelDataset(BaseSegDataset):
         return labels_from_mask(
             mask, self.num_fg_classes, self.ignore_index, source=seg_map_path)
 
+    def _data_info(self, name: str) -> dict:
+        """Paths of one image (checked if asked) and mmseg's fixed keys."""
+        img_dir = self.data_prefix.get('img_path', '') or ''
+        seg_dir = self.data_prefix.get('seg_map_path', None)
+        img_path = osp.join(img_dir, name + self.img_suffix)
+        if self.check_files and not osp.isfile(img_path):
+            raise FileNotFoundError(
+                f'image file {img_path} (listed in {self.ann_file}) does not '
+                f'exist: expected a {self.img_suffix} image')
+        seg_map_path = None
+        if seg_dir is not None:
+            seg_map_path = osp.join(seg_dir, name + self.seg_map_suffix)
+            if not self.require_seg_map:
+                if not osp.isfile(seg_map_path):
+                    seg_map_path = None
+            elif self.check_files and not osp.isfile(seg_map_path):
+                raise FileNotFoundError(
+                    f'mask file {seg_map_path} (listed in {self.ann_file}) '
+                    f'does not exist: expected a {self.seg_map_suffix} label '
+                    'mask, or require_seg_map=False')
+        elif self.cls_label_file is None:
+            raise ValueError('cls_label_file=None derives labels from the '
+                             "masks, but data_prefix has no 'seg_map_path'")
+        return dict(
+            img_path=img_path,
+            seg_map_path=seg_map_path,
+            label_map=self.label_map,
+            reduce_zero_label=self.reduce_zero_label,
+            seg_fields=[])
+
     def load_data_list(self) -> List[dict]:
-        """Read the split file, check the files and attach image-level labels.
+        """Read the split file, check the files and attach image labels.
 
         Returns:
             list[dict]: Per image ``img_path``, ``seg_map_path`` (None when
-                optional and
-            absent), ``img_label`` ((20,) float32), ``label_map``,
-                ``reduce_zero_label``
-            and ``seg_fields``.
+            optional and absent), ``img_label`` ((20,) float32),
+            ``label_map``, ``reduce_zero_label`` and ``seg_fields``.
         """
         names = read_image_names(self.ann_file)
-        img_dir = self.data_prefix.get('img_path', '') or ''
-        seg_dir = self.data_prefix.get('seg_map_path', None)
-        data_list = []
-        for name in names:
-            img_path = osp.join(img_dir, name + self.img_suffix)
-            if self.check_files and not osp.isfile(img_path):
-                raise FileNotFoundError(
-                    f'image file {img_path} (listed in {self.ann_file}) does not exist: '
-                    f'expected a {self.img_suffix} image')
-            seg_map_path = None
-            if seg_dir is not None:
-                seg_map_path = osp.join(seg_dir, name + self.seg_map_suffix)
-                if not self.require_seg_map:
-                    seg_map_path = seg_map_path if osp.isfile(
-                        seg_map_path) else None
-                elif self.check_files and not osp.isfile(seg_map_path):
-                    raise FileNotFoundError(
-                        f'mask file {seg_map_path} (listed in {self.ann_file}) does not '
-                        f'exist: expected a {self.seg_map_suffix} label mask, or '
-                        'require_seg_map=False')
-            elif self.cls_label_file is None:
-                raise ValueError(
-                    'cls_label_file=None derives labels from the masks, '
-                    "but data_prefix has no 'seg_map_path'")
-            data_list.append(
-                dict(
-                    img_path=img_path,
-                    seg_map_path=seg_map_path,
-                    label_map=self.label_map,
-                    reduce_zero_label=self.reduce_zero_label,
-                    seg_fields=[]))
-
+        data_list = [self._data_info(name) for name in names]
         if self.cls_label_file is not None:
             source = self._resolve(self.cls_label_file)
             labels = self._labels_from_file(names)
@@ -195,8 +191,8 @@ class VOCImageLabelDataset(BaseSegDataset):
         for name, info, label in zip(names, data_list, labels):
             if not label.any():
                 raise ValueError(
-                    f'image {name} has no foreground class in its image label (from '
-                    f'{source}): every image needs at least one of the '
+                    f'image {name} has no foreground class in its image label '
+                    f'(from {source}): every image needs at least one of the '
                     f'{self.num_fg_classes} classes')
             info['img_label'] = label.astype(np.float32)
         return data_list

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmcyc.datasets import is_complete, make_synthvoc, synth_sample, voc_palette
+from mmcyc.datasets import (is_complete, make_synthvoc, synth_sample,
+                            voc_palette)
 from mmcyc.datasets.synthvoc import BODY_STYLES, NUM_CLASSES
 
 SMALL = dict(num_train=24, num_val=8, size=64)

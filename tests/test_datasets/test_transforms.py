@@ -23,8 +23,7 @@ def dataset(tmp_path_factory):
 
 
 def results_of(dataset, index=0):
-    """A fresh copy of one data info, as BaseDataset.prepare_data hands it
-    over."""
+    """A fresh copy of one data info, as BaseDataset.prepare_data gives it."""
     return dataset.get_data_info(index)
 
 
@@ -52,11 +51,10 @@ def test_pipeline_packs_image_mask_and_label(dataset):
     packed = pipeline(info)
     inputs, sample = packed['inputs'], packed['data_samples']
     assert inputs.shape == (3, 40, 56) and inputs.dtype == torch.uint8
-    with Image.open(
-            info['img_path']) as img:  # RGB on disk, BGR like mmcv's cv2
-        rgb = inputs.permute(1, 2, 0).numpy()[..., ::-1].astype(int)
-        assert np.abs(
-            rgb - np.array(img, dtype=int)).max() <= 2  # JPEG decoders agree
+    with Image.open(info['img_path']) as img:
+        on_disk = np.array(img, dtype=int)  # RGB; mmcv gives BGR
+    rgb = inputs.permute(1, 2, 0).numpy()[..., ::-1].astype(int)
+    assert np.abs(rgb - on_disk).max() <= 2  # JPEG decoders may round apart
     assert isinstance(sample, SegDataSample)
     with Image.open(info['seg_map_path']) as png:
         mask = np.array(png)

@@ -6,8 +6,7 @@ import torch
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
-# mmseg's PackSegInputs default; ``img_label`` is packed as data, not meta
-# information.
+# mmseg's PackSegInputs default: ``img_label`` is packed as data, not meta.
 DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
                      'pad_shape', 'scale_factor', 'flip', 'flip_direction',
                      'reduce_zero_label')
@@ -15,8 +14,7 @@ DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
 
 @TRANSFORMS.register_module()
 class PackImageLabelInputs(PackSegInputs):
-    """:class:`mmseg.datasets.transforms.PackSegInputs` that also packs the
-    image label.
+    """:class:`mmseg.datasets.transforms.PackSegInputs` plus the image label.
 
     The multi-hot image-level label ``results[label_key]`` becomes
     ``data_sample.gt_img_label``, a float32 tensor of shape ``(num_classes,)``.
@@ -43,9 +41,9 @@ class PackImageLabelInputs(PackSegInputs):
     def transform(self, results: dict) -> dict:
         if self.label_key not in results:
             raise KeyError(
-                f'PackImageLabelInputs: results of {results.get("img_path")} have no '
-                f'{self.label_key!r}; expected the multi-hot image label that '
-                'VOCImageLabelDataset puts in each data info')
+                f'PackImageLabelInputs: results of {results.get("img_path")} '
+                f'have no {self.label_key!r}; expected the multi-hot image '
+                'label that VOCImageLabelDataset puts in each data info')
         label = np.asarray(results[self.label_key], dtype=np.float32)
         if label.ndim != 1:
             raise ValueError(

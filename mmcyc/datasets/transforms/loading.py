@@ -33,12 +33,11 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
         if not fileio.exists(filename, backend_args=self.backend_args):
             if self.ignore_empty:
                 return None
-            raise FileNotFoundError(
-                f'image file {filename} does not exist: expected a JPEG/PNG image'
-            )
+            raise FileNotFoundError(f'image file {filename} does not exist: '
+                                    'expected a JPEG/PNG image')
         try:
             return super().transform(results)
-        except Exception as e:  # noqa: BLE001 -- decoders raise many kinds (or assert)
+        except Exception as e:  # noqa: BLE001 -- decoders raise many kinds
             raise ValueError(
                 f'cannot decode image {filename}: expected a JPEG/PNG '
                 f'file ({type(e).__name__}: {e})') from e
@@ -81,16 +80,15 @@ class LoadCheckedAnnotations(LoadAnnotations):
         filename = results.get('seg_map_path')
         if filename is None:
             raise ValueError(
-                f"image {results.get('img_path')} has no mask (seg_map_path is None): "
-                'expected a label mask for LoadCheckedAnnotations')
+                f"image {results.get('img_path')} has no mask (seg_map_path "
+                'is None): expected a label mask for LoadCheckedAnnotations')
         if not fileio.exists(filename, backend_args=self.backend_args):
-            raise FileNotFoundError(
-                f'mask file {filename} does not exist: expected a PNG label mask'
-            )
+            raise FileNotFoundError(f'mask file {filename} does not exist: '
+                                    'expected a PNG label mask')
         try:
             super()._load_seg_map(results)
         except AssertionError:
-            raise  # mmseg's reduce_zero_label consistency check; its message is clear
+            raise  # mmseg's reduce_zero_label check, with a clear message
         except Exception as e:  # noqa: BLE001 -- decoders raise many kinds
             raise ValueError(
                 f'cannot decode image {filename}: expected a PNG label '
