@@ -6,3 +6,4 @@ data = dict(
     # empty); changing them regenerates the dataset
     generator=dict(seed=0))
 cam = dict(config='configs/cam_resnet38_synthvoc.py')
+cyc = dict(config='configs/cyc_resnet38_synthvoc.py')

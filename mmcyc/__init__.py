@@ -7,6 +7,7 @@ registries (``mmseg.registry.MODELS``, ``DATASETS``, ``TRANSFORMS``,
 ``custom_imports=dict(imports=['mmcyc'], allow_failed_imports=False)``.
 """
 from .version import __version__
-from . import datasets, engine, evaluation, models, utils  # noqa: F401,E402
+from . import (datasets, engine, evaluation, models, utils,  # noqa: F401,E402
+               visualization)
 
 __all__ = ['__version__']

@@ -9,7 +9,9 @@ Stages (each a call of the stage's own tool, as a user would run it):
 1. ``data``      generate the synthetic VOC-layout dataset if absent;
 2. ``cam_train`` train the CAM classifier (``tools/train.py``);
 3. ``cam_infer`` multi-scale CAMs of train and val, scored as pseudo masks
-   (``tools/test.py --cam-dir``).
+   (``tools/test.py --cam-dir``);
+4. ``cyc_train`` train CyCSNet on image pairs from the stage-1 checkpoint
+   (``tools/train.py``), then draw its beta2 and loss curves.
 
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
@@ -17,6 +19,7 @@ it stopped (an interrupted training resumes from its last checkpoint);
 to ``WORK_DIR/results.json`` (mIoU in percent) and ``WORK_DIR/results.md``.
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
@@ -27,13 +30,15 @@ import time
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.visualization import Visualizer
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mmcyc.datasets.synthvoc import is_complete, make_synthvoc  # noqa: E402
+from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
-STAGES = ('data', 'cam_train', 'cam_infer')
+STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train')
 
 
 def parse_args():
@@ -74,13 +79,20 @@ class Pipeline:
         config = self.cfg[name]['config']
         return config if osp.isabs(config) else osp.join(REPO, config)
 
-    def data_options(self):
-        """--cfg-options pointing every dataloader at the dataset."""
-        return [
-            f'{loader}.dataset.data_root={self.data_root}'
-            for loader in ('train_dataloader', 'val_dataloader',
-                           'test_dataloader')
-        ]
+    def data_options(self, config: str):
+        """--cfg-options pointing every dataloader of a config at the data."""
+        cfg = Config.fromfile(config)
+        options = []
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            key, dataset = f'{loader}.dataset', cfg.get(loader)
+            if not dataset:
+                continue
+            dataset = dataset['dataset']
+            while 'data_root' not in dataset and 'dataset' in dataset:
+                key, dataset = key + '.dataset', dataset['dataset']
+            options.append(f'{key}.data_root={self.data_root}')
+        return options
 
     def run_tool(self, tool: str, *args: str) -> None:
         cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
@@ -99,21 +111,29 @@ class Pipeline:
                          f'{self.data_root}')
         make_synthvoc(self.data_root, **args)
 
-    def cam_checkpoint(self) -> str:
-        cfg = Config.fromfile(self.stage_config('cam'))
-        return self.path('cam', f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    def final_checkpoint(self, stage: str) -> str:
+        cfg = Config.fromfile(self.stage_config(stage))
+        return self.path(stage, f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
-    def cam_train(self, force: bool) -> None:
-        work = self.path('cam')
+    def cam_checkpoint(self) -> str:
+        return self.final_checkpoint('cam')
+
+    def train_stage(self, stage: str, force: bool, *options: str) -> None:
+        """Train a stage's config unless its final checkpoint exists."""
+        work = self.path(stage)
         if force and osp.isdir(work):
             shutil.rmtree(work)
-        if osp.isfile(self.cam_checkpoint()):
-            self.logger.info('cam_train: checkpoint exists, skipped')
+        if osp.isfile(self.final_checkpoint(stage)):
+            self.logger.info(f'{stage}: final checkpoint exists, skipped')
             return
         resume = ['--resume'] if osp.isfile(
             osp.join(work, 'last_checkpoint')) else []
-        self.run_tool('train.py', self.stage_config('cam'), '--work-dir',
-                      work, *resume, '--cfg-options', *self.data_options())
+        config = self.stage_config(stage)
+        self.run_tool('train.py', config, '--work-dir', work, *resume,
+                      '--cfg-options', *self.data_options(config), *options)
+
+    def cam_train(self, force: bool) -> None:
+        self.train_stage('cam', force)
 
     def cam_infer(self, force: bool) -> None:
         cam_dir = self.path('cams', 'cam')
@@ -126,12 +146,49 @@ class Pipeline:
             if osp.isfile(metrics):
                 self.logger.info(f'cam_infer: {split} scored, skipped')
                 continue
-            self.run_tool('test.py', self.stage_config('cam'),
-                          self.cam_checkpoint(), '--work-dir',
-                          self.path('cam_test'), '--cam-dir', cam_dir,
-                          '--split', f'ImageSets/Segmentation/{split}.txt',
+            config = self.stage_config('cam')
+            self.run_tool('test.py', config, self.cam_checkpoint(),
+                          '--work-dir', self.path('cam_test'), '--cam-dir',
+                          cam_dir, '--split',
+                          f'ImageSets/Segmentation/{split}.txt',
                           '--metrics-json', metrics, '--cfg-options',
-                          *self.data_options())
+                          *self.data_options(config))
+
+    def cyc_train(self, force: bool) -> None:
+        self.train_stage(
+            'cyc', force,
+            f'model.cam_classifier_checkpoint={self.cam_checkpoint()}')
+        self.draw_cyc_curves()
+
+    def draw_cyc_curves(self) -> None:
+        """beta2 (Fig. 4), L_cyc and |V^sel| over training, as a PNG."""
+        keys = ('beta2', 'loss_cyc', 'cyc_num_selected')
+        series = {}
+        for path in sorted(
+                glob.glob(self.path('cyc', '*', 'vis_data', 'scalars.json'))):
+            for key, (steps, values) in read_scalars(path, keys).items():
+                series.setdefault(key, ([], []))
+                series[key][0].extend(steps)
+                series[key][1].extend(values)
+        if not series:
+            self.logger.warning('cyc_train: no logged scalars to draw')
+            return
+        visualizer = Visualizer(
+            name='mmcyc_pipeline_curves',
+            save_dir=self.path('cyc', 'curves'),
+            vis_backends=[dict(type='LocalVisBackend')])
+        visualizer.add_image('cyc_training_curves',
+                             draw_curves(series, 'CyCSNet training'))
+        stats = {
+            f'{key}_{where}': values[index]
+            for key, (_, values) in series.items()
+            for where, index in (('first', 0), ('last', -1))
+        }
+        with open(self.path('cyc', 'curves', 'stats.json'), 'w') as f:
+            json.dump(stats, f, indent=2)
+        self.logger.info(
+            'cyc_train: curves in '
+            f'{self.path("cyc", "curves", "vis_data", "vis_image")}; {stats}')
 
     # ------------------------------------------------------------ results
     def collect(self) -> dict:

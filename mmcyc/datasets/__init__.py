@@ -13,3 +13,8 @@ __all__ = [
     'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
     'PackImageLabelInputs'
 ]
+from .pair_collate import pair_collate  # noqa: E402
+from .paired_voc import PairedVOCDataset  # noqa: E402
+from .samplers import PairSampler  # noqa: E402
+
+__all__ += ['PairedVOCDataset', 'PairSampler', 'pair_collate']

@@ -3,14 +3,10 @@
 _base_ = ['./voc12_cls.py']
 data_root = 'data/synthvoc'
 crop_size = (96, 96)
+# flips only: rescaling and cropping 96 px images mostly cuts the small
+# discriminative parts away and slows the from-scratch training down
 train_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
-    dict(
-        type='RandomResize',
-        scale=(96, 96),
-        ratio_range=(0.9, 1.25),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackImageLabelInputs'),
 ]

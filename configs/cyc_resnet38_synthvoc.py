@@ -1,0 +1,23 @@
+# Stage 2 on the embedded synthetic dataset (CPU): CyCSNet from the stage-1
+# checkpoint of configs/cam_resnet38_synthvoc.py (tools/run_pipeline.py sets
+# model.cam_classifier_checkpoint to it).
+_base_ = [
+    './_base_/models/cyc_resnet38.py', './_base_/datasets/synthvoc_pairs.py',
+    './_base_/schedules/cyc_8ep.py', './_base_/default_runtime.py'
+]
+max_epochs = 8
+model = dict(
+    data_preprocessor=dict(size=(96, 96)),
+    # F mirrors the synthetic classifier's narrow, trainable ResNet-38
+    backbone=dict(widen_factor=0.125, frozen_stages=-1, norm_eval=False,
+                  dropout_b6=0.0),
+    cam_classifier='{{fileDirname}}/cam_resnet38_synthvoc.py',
+    cam_classifier_checkpoint='work_dirs/cam_resnet38_synthvoc/epoch_80.pth',
+    dropout_ratio=0.0)
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='StepLR', step_size=1, gamma=0.5, by_epoch=True, begin=0,
+         end=max_epochs)
+]
+default_hooks = dict(logger=dict(interval=5))
+train_dataloader = dict(batch_size=8)  # pairs, i.e. 16 images a step

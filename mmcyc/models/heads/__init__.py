@@ -1,0 +1,3 @@
+from .cycle_consistency_head import CycleConsistencyHead
+
+__all__ = ['CycleConsistencyHead']

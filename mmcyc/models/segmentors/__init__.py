@@ -1,0 +1,3 @@
+from .cycsnet import CyCSNet
+
+__all__ = ['CyCSNet']

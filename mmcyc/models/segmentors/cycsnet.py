@@ -1,0 +1,261 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""CyCSNet: the network F trained with cycle consistency (paper Alg. 1)."""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from ..utils.cam import mask_cam_by_label, normalize_cam
+from ..utils.psa_keys import check_state_dict_keys, unwrap_state_dict
+
+SampleList = List[SegDataSample]
+
+
+def load_backbone_from_classifier(backbone: nn.Module, checkpoint: str,
+                                  prefix: str = 'backbone.') -> List[str]:
+    """Initialise F's backbone with the classifier's backbone weights.
+
+    F is the classifier's network without its last block, so every key of F
+    must be in the checkpoint; the classifier's extra blocks (e.g. ResNet-38's
+    ``b7`` and ``bn7``) are left out.
+
+    Args:
+        backbone (nn.Module): F's backbone.
+        checkpoint (str): A CAM classifier checkpoint (mmcyc or converted).
+        prefix (str): Prefix of the backbone keys in the checkpoint.
+
+    Returns:
+        list[str]: The checkpoint keys that F does not use.
+
+    Raises:
+        ValueError: Naming the checkpoint when F's keys are missing from it or
+            their shapes differ (a classifier of another architecture).
+    """
+    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    state_dict = unwrap_state_dict(loaded, checkpoint)
+    state_dict = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
+    own = backbone.state_dict()
+    missing, unexpected = check_state_dict_keys(backbone, state_dict)
+    mismatched = [
+        f'{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if missing or mismatched:
+        raise ValueError(
+            f'classifier checkpoint {checkpoint} does not match the CyCSNet '
+            f'backbone {type(backbone).__name__}: {len(missing)} missing keys '
+            f'{missing[:6]}, {len(mismatched)} shape mismatches '
+            f'{mismatched[:4]}; expected a CAM classifier of the same '
+            f'architecture (keys "{prefix}*")')
+    backbone.load_state_dict(
+        {k: v for k, v in state_dict.items() if k in own}, strict=False)
+    return unexpected
+
+
+def classifier_model_cfg(cam_classifier: Union[dict, str]) -> dict:
+    """The model config of C, from a dict or a stage-1 config file."""
+    if isinstance(cam_classifier, str):
+        if not osp.isfile(cam_classifier):
+            raise FileNotFoundError(
+                f'cam_classifier config {cam_classifier} not found; expected '
+                'the stage-1 config (e.g. configs/cam_resnet38_voc.py)')
+        cfg = Config.fromfile(cam_classifier).model.to_dict()
+    else:
+        cfg = copy.deepcopy(dict(cam_classifier))
+    cfg.pop('data_preprocessor', None)
+    cfg.pop('init_cfg', None)
+    cfg.get('backbone', {}).pop('init_cfg', None)
+    return cfg
+
+
+@MODELS.register_module()
+class CyCSNet(BaseModel):
+    """Network F trained on image pairs with L_cyc + lambda L_cls (Eq. 13).
+
+    F is the classifier's backbone without its last block (ResNet-38 through
+    ``b6``, 2048 channels at stride 8), initialised from the trained
+    classifier C, plus a classification branch (Dropout2d -> GAP -> 1x1 conv)
+    that keeps L_cls (Eq. 12). C itself is frozen (eval mode, no gradient)
+    and gives CAM_A.
+
+    A batch holds N pairs as ``inputs = [A_1..A_N, B_1..B_N]`` with matching
+    ``data_samples`` (see ``pair_collate``); every sample carries
+    ``gt_img_label`` and ``gt_shared_label``.
+
+    Call order (``mode='loss'``)::
+
+        backbone(A and B)                  -> F_A, F_B   (N, D, h, w)
+        cam_classifier.cam(A) (no grad)    -> mask_cam_by_label
+            -> normalize_cam (Eq. 2)       -> CAM_A      (N, C, h, w)
+        head.loss(F_A, F_B, CAM_A, shared) -> loss_cyc (Eq. 3-8, 10-11) and
+                                              the DCFS statistics
+        cls branch(F_A and F_B)            -> loss_cls x lambda (Eq. 12-13)
+
+    ``mode='tensor'`` returns F's feature map (N, D, h, w), the input of CAM
+    refinement (stage 3).
+
+    Args:
+        backbone (dict): F's backbone (e.g. ResNet38 with ``with_b7=False``,
+            ``out_indices=(2, )``).
+        head (dict): ``CycleConsistencyHead`` config.
+        cam_classifier (dict | str): The trained classifier C: a model config
+            dict, or the path of the stage-1 config whose ``model`` it is (its
+            data preprocessor and ``init_cfg`` are dropped; C's weights come
+            from ``cam_classifier_checkpoint``).
+        cam_classifier_checkpoint (str, optional): C's checkpoint. It also
+            initialises F's backbone unless ``init_from_classifier`` is
+            False. None leaves C randomly initialised (tests only).
+        init_from_classifier (bool): Initialise F from C's checkpoint.
+        num_classes (int): Foreground classes. Defaults to 20.
+        in_channels (int, optional): Channels of F's feature map; taken from
+            ``backbone.out_channels`` when None.
+        feature_index (int): Which backbone output is F. Defaults to -1.
+        dropout_ratio (float): Dropout2d of the classification branch.
+        loss_cls (dict): L_cls config; its ``loss_weight`` is lambda (0.1).
+        data_preprocessor (dict, optional): Data preprocessor config.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 head: dict,
+                 cam_classifier: Union[dict, str],
+                 cam_classifier_checkpoint: Optional[str] = None,
+                 init_from_classifier: bool = True,
+                 num_classes: int = 20,
+                 in_channels: Optional[int] = None,
+                 feature_index: int = -1,
+                 dropout_ratio: float = 0.5,
+                 loss_cls: dict = dict(
+                     type='MultiLabelSoftMarginLoss', loss_weight=0.1),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.head = MODELS.build(head)
+        self.cam_classifier = MODELS.build(
+            classifier_model_cfg(cam_classifier))
+        if in_channels is None:
+            out_channels = getattr(self.backbone, 'out_channels', None)
+            if out_channels is None:
+                raise ValueError('in_channels is not set and the backbone has '
+                                 'no `out_channels`; set model.in_channels')
+            in_channels = list(out_channels)[feature_index]
+        if self.cam_classifier.num_classes != num_classes:
+            raise ValueError(
+                f'cam_classifier has {self.cam_classifier.num_classes} '
+                f'classes but num_classes is {num_classes}')
+        self.num_classes = num_classes
+        self.feature_index = feature_index
+        self.dropout = nn.Dropout2d(dropout_ratio)
+        self.classifier = nn.Conv2d(
+            in_channels, num_classes, kernel_size=1, bias=False)
+        nn.init.xavier_uniform_(self.classifier.weight)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.cam_classifier_checkpoint = cam_classifier_checkpoint
+        self.init_from_classifier = init_from_classifier
+        if cam_classifier_checkpoint is not None:
+            self._load_classifier(cam_classifier_checkpoint)
+        self.cam_classifier.requires_grad_(False)
+        self.cam_classifier.eval()
+
+    def _load_classifier(self, checkpoint: str) -> None:
+        loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
+        state_dict = unwrap_state_dict(loaded, checkpoint)
+        missing, unexpected = check_state_dict_keys(self.cam_classifier,
+                                                    state_dict)
+        if missing or unexpected:
+            raise ValueError(
+                f'cam_classifier_checkpoint {checkpoint} does not match the '
+                f'cam_classifier config: {len(missing)} missing keys '
+                f'{missing[:6]}, {len(unexpected)} unexpected keys '
+                f'{unexpected[:6]}')
+        self.cam_classifier.load_state_dict(state_dict, strict=False)
+        if self.init_from_classifier:
+            load_backbone_from_classifier(self.backbone, checkpoint)
+
+    def init_weights(self):
+        """Keep the weights loaded from the classifier checkpoint."""
+        if self.cam_classifier_checkpoint is None:
+            super().init_weights()
+
+    def train(self, mode: bool = True) -> 'CyCSNet':
+        """Set train mode; the frozen classifier C always stays in eval."""
+        super().train(mode)
+        self.cam_classifier.eval()
+        return self
+
+    # ------------------------------------------------------------------ #
+    def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
+        """F's feature map, shape (N, D, h, w)."""
+        feats = self.backbone(inputs)
+        if isinstance(feats, (list, tuple)):
+            feats = feats[self.feature_index]
+        return feats
+
+    @torch.no_grad()
+    def cam_a(self, inputs_a: torch.Tensor, labels_a: torch.Tensor,
+              size: Sequence[int]) -> torch.Tensor:
+        """CAM_A from the frozen classifier (Eq. 1-2) at F's resolution.
+
+        Returns:
+            Tensor: (N, C, h, w) normalised CAMs, zero for absent classes.
+        """
+        cam = self.cam_classifier.cam(inputs_a).float()  # (N, C, h', w')
+        if tuple(cam.shape[2:]) != tuple(size):
+            cam = F.interpolate(
+                cam, size=tuple(size), mode='bilinear', align_corners=False)
+        return normalize_cam(mask_cam_by_label(cam, labels_a))
+
+    @staticmethod
+    def _stack(data_samples: SampleList, key: str) -> torch.Tensor:
+        if not data_samples or key not in data_samples[0]:
+            raise ValueError(f'each data sample must carry `{key}` (use '
+                             'PairedVOCDataset with pair_collate)')
+        return torch.stack([s.get(key) for s in data_samples]).float()
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: SampleList) -> Dict[str, torch.Tensor]:
+        """L_cyc + lambda L_cls (Eq. 13) for N pairs given as 2N images."""
+        if inputs.shape[0] % 2 or inputs.shape[0] != len(data_samples):
+            raise ValueError(
+                f'expected 2N images [A_1..A_N, B_1..B_N] with as many data '
+                f'samples, got {inputs.shape[0]} images and '
+                f'{len(data_samples)} samples')
+        num_pairs = inputs.shape[0] // 2
+        labels = self._stack(data_samples, 'gt_img_label').to(inputs.device)
+        shared = self._stack(data_samples[:num_pairs],
+                             'gt_shared_label').to(inputs.device)
+        feats = self.extract_feat(inputs)  # (2N, D, h, w)
+        feat_a, feat_b = feats[:num_pairs], feats[num_pairs:]
+        cam_a = self.cam_a(inputs[:num_pairs], labels[:num_pairs],
+                           feats.shape[2:])  # (N, C, h, w)
+        losses = self.head.loss(feat_a, feat_b, cam_a, shared)
+        pooled = F.adaptive_avg_pool2d(self.dropout(feats), 1)  # (2N, D, 1, 1)
+        logits = self.classifier(pooled).flatten(1)  # (2N, C)
+        losses[self.loss_cls.loss_name] = self.loss_cls(logits, labels)
+        return losses
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[SampleList] = None,
+                mode: str = 'tensor') -> Union[Dict, torch.Tensor]:
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'tensor':
+            return self.extract_feat(inputs)
+        raise RuntimeError(
+            f'CyCSNet supports mode "loss" and "tensor", got "{mode}": its '
+            'predictions are refined CAMs, made by CAMRefiner (stage 3)')

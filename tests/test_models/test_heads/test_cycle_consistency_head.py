@@ -1,0 +1,231 @@
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+from mmcyc.models.heads import CycleConsistencyHead
+
+LOG_KEYS = ('cyc_num_selected', 'cyc_num_rejected', 'cyc_wb_mean',
+            'cyc_num_candidates')
+
+
+def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
+                      beta2=0.0, radius=5):
+    """Eq. 3-11 one position at a time, with a dense Eq. 10-11 mask.
+
+    Returns ``{(n, p): (W^b, loss term or None)}`` for every position p of A
+    above ``beta1``; the term is None for positions DCFS rejects. The max
+    is guarded as the head documents: divide by ``max(|max|, 1e-6)``.
+    """
+    _, _, height, width = feat_a.shape
+    out = {}
+    for n in range(feat_a.shape[0]):
+        flat_a, flat_b = feat_a[n].flatten(1), feat_b[n].flatten(1)
+        for p in range(height * width):
+            y, x = divmod(p, width)
+            cams = [cam_a[n, c, y, x] for c in range(cam_a.shape[1])
+                    if shared[n, c] > 0]
+            if max(cams) <= beta1:
+                continue
+            v = flat_a[:, p]
+            wf = v @ flat_b  # Eq. 3
+            wf = torch.softmax(alpha * wf / max(wf.max().abs(), 1e-6), 0)
+            vi = flat_b @ wf  # Eq. 5
+            wb = vi @ flat_a  # Eq. 6
+            logits = alpha * wb / max(wb.max().abs(), 1e-6)  # Eq. 7
+            wb, log_wb = torch.softmax(logits, 0), torch.log_softmax(logits, 0)
+            term = None
+            if wb[p] > beta2:
+                mask = torch.zeros(height * width)
+                for q in range(height * width):
+                    i, j = divmod(q, width)
+                    dist = (y - i)**2 + (x - j)**2  # Eq. 10
+                    mask[q] = radius - dist if dist < radius else 0  # Eq. 11
+                term = -(mask * log_wb).sum()  # Eq. 8
+            out[(n, p)] = (wb, term)
+    return out
+
+
+def make_inputs(seed=0, n=2, d=4, size=(5, 5), size_b=None, sign_b=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    feat_a = torch.rand(n, d, *size, generator=gen)
+    feat_b = sign_b * torch.rand(n, d, *(size_b or size), generator=gen)
+    cam_a = torch.rand(n, 3, *size, generator=gen)
+    shared = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])[:n]
+    return feat_a, feat_b, cam_a, shared
+
+
+def check_against_brute_force(head, feat_a, feat_b, cam_a, shared):
+    ref = brute_force_cycle(feat_a, feat_b, cam_a, shared, head.alpha,
+                            head.beta1, head.beta2, head.radius)
+    log_wb, index, valid, num_candidates = head(feat_a, feat_b, cam_a, shared)
+    seen = set()
+    for n, s in valid.nonzero().tolist():
+        p = index[n, s].item()
+        seen.add((n, p))
+        assert torch.allclose(
+            log_wb[n, s].exp(), ref[(n, p)][0], rtol=1e-4, atol=1e-6)
+    assert seen == set(ref)
+    terms = [t for _, t in ref.values() if t is not None]
+    losses = head.loss(feat_a, feat_b, cam_a, shared)
+    expected = torch.stack(terms).mean() if terms else torch.tensor(0.)
+    assert torch.allclose(losses['loss_cyc'], expected, rtol=1e-5)
+    assert losses['cyc_num_selected'].item() == len(terms)
+    assert losses['cyc_num_rejected'].item() == len(ref) - len(terms)
+    assert losses['cyc_num_candidates'].item() == len(ref)
+    wb_kept = [w[p] for (_, p), (w, t) in ref.items() if t is not None]
+    wb_mean = torch.stack(wb_kept).mean() if wb_kept else torch.tensor(0.)
+    assert torch.allclose(losses['cyc_wb_mean'], wb_mean, atol=1e-6)
+    return ref, losses
+
+
+def test_matches_brute_force_with_dcfs_rejections():
+    head = CycleConsistencyHead()
+    inputs = make_inputs()
+    ref = brute_force_cycle(*inputs)
+    returns = sorted(w[p].item() for (_, p), (w, _) in ref.items())
+    half = len(returns) // 2  # reject about half, away from a tie
+    head.beta2 = (returns[half - 1] + returns[half]) / 2
+    _, losses = check_against_brute_force(head, *inputs)
+    assert 0 < losses['cyc_num_selected'] < losses['cyc_num_candidates']
+
+
+def test_matches_brute_force_other_settings_and_b_size():
+    head = CycleConsistencyHead(alpha=5.0, beta1=0.5, radius=3)
+    check_against_brute_force(
+        head, *make_inputs(seed=3, d=6, size=(4, 6), size_b=(3, 5)))
+
+
+def test_nonpositive_max_is_finite_and_order_preserving():
+    # F_A >= 0, F_B <= 0: every W^f and W^b score is negative
+    head = CycleConsistencyHead()
+    inputs = make_inputs(seed=5, sign_b=-1.0)
+    ref, losses = check_against_brute_force(head, *inputs)
+    assert torch.isfinite(losses['loss_cyc'])
+    feat_a, feat_b, _, _ = inputs
+    log_wb, index, _, _ = head(*inputs)
+    flat_a, flat_b = feat_a[0].flatten(1), feat_b[0].flatten(1)
+    wf = flat_a[:, index[0, 0]] @ flat_b  # Eq. 3
+    wb = (flat_b @ torch.softmax(20 * wf / wf.max().abs(), 0)) @ flat_a
+    assert (wf < 0).all() and (wb < 0).all()
+    # guarded scaling is monotone: W^b keeps the order of the raw scores
+    assert torch.equal(log_wb[0, 0].argsort(), wb.argsort())
+
+
+def test_max_selected_caps_and_matches_brute_force_on_subset():
+    torch.manual_seed(0)
+    head = CycleConsistencyHead(max_selected=4)
+    inputs = make_inputs()
+    ref = brute_force_cycle(*inputs)
+    log_wb, index, valid, num_candidates = head(*inputs)
+    assert index.shape[1] == 4 and valid.all()
+    torch.manual_seed(0)
+    losses = head.loss(*inputs)
+    terms = [ref[(n, index[n, s].item())][1] for n in range(2)
+             for s in range(4)]
+    assert torch.allclose(losses['loss_cyc'], torch.stack(terms).mean())
+    assert losses['cyc_num_selected'] + losses['cyc_num_rejected'] == 8
+    assert losses['cyc_num_candidates'] == len(ref)
+
+
+def test_output_dict_and_gradients():
+    head = CycleConsistencyHead(loss_weight=0.5, loss_name='loss_cycle')
+    feat_a, feat_b, cam_a, shared = make_inputs()
+    feat_a.requires_grad_()
+    feat_b.requires_grad_()
+    cam_a.requires_grad_()
+    losses = head.loss(feat_a, feat_b, cam_a, shared)
+    assert set(losses) == {'loss_cycle', *LOG_KEYS}
+    for key in LOG_KEYS:
+        assert 'loss' not in key
+        value = losses[key]
+        assert value.dim() == 0 and value.dtype == torch.float32
+        assert not value.requires_grad
+    reference = CycleConsistencyHead().loss(feat_a, feat_b, cam_a, shared)
+    assert torch.allclose(losses['loss_cycle'], 0.5 * reference['loss_cyc'])
+    losses['loss_cycle'].backward()
+    for feat in (feat_a, feat_b):
+        assert feat.grad is not None and torch.isfinite(feat.grad).all()
+        assert feat.grad.abs().sum() > 0
+    assert cam_a.grad is None  # detached: C is frozen
+
+
+@pytest.mark.parametrize('case', ['no_selection', 'all_rejected'])
+def test_empty_selection_gives_connected_zero(case):
+    head = CycleConsistencyHead()
+    feat_a, feat_b, cam_a, shared = make_inputs()
+    if case == 'no_selection':
+        cam_a = cam_a * 0.3  # nothing strictly above beta1
+    else:
+        head.beta2 = 1.0  # W^b(x, y) <= 1 is never above it
+    feat_a.requires_grad_()
+    feat_b.requires_grad_()
+    losses = head.loss(feat_a, feat_b, cam_a, shared)
+    assert losses['loss_cyc'].item() == 0
+    assert losses['cyc_num_selected'] == 0 and losses['cyc_wb_mean'] == 0
+    candidates = losses['cyc_num_candidates'].item()
+    assert (candidates == 0) == (case == 'no_selection')
+    assert losses['cyc_num_rejected'] == candidates
+    losses['loss_cyc'].backward()
+    assert torch.equal(feat_a.grad, torch.zeros_like(feat_a))
+    assert torch.isfinite(feat_b.grad).all()
+
+
+def test_bf16_autocast_close_to_fp32():
+    head = CycleConsistencyHead()
+    feat_a, feat_b, cam_a, shared = make_inputs(d=16, size=(8, 8))
+    fp32 = head.loss(feat_a, feat_b, cam_a, shared)['loss_cyc']
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = head.loss(feat_a.bfloat16(), feat_b.bfloat16(), cam_a,
+                           shared)
+    assert losses['loss_cyc'].dtype == torch.float32
+    assert torch.isfinite(losses['loss_cyc'])
+    assert torch.allclose(losses['loss_cyc'], fp32, rtol=0.03)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(alpha=0), r'alpha must be > 0, got 0'),
+    (dict(beta1=1.0), r'beta1 must be in \(0, 1\), got 1.0'),
+    (dict(beta1=-0.1), r'beta1 must be in \(0, 1\), got -0.1'),
+    (dict(radius=0), r'radius must be an int >= 1, got 0'),
+    (dict(radius=2.5), r'radius must be an int >= 1, got 2.5'),
+    (dict(beta2=1.5), r'beta2 must be in \[0, 1\], got 1.5'),
+    (dict(max_selected=0), r'max_selected must be None or an int >= 1, got 0'),
+    (dict(eps=0.0), r'eps must be > 0, got 0.0'),
+    (dict(loss_name='cyc'), r'loss_name must start with "loss_", got .cyc.'),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CycleConsistencyHead(**kwargs)
+
+
+def test_beta2_setter_validates():
+    head = CycleConsistencyHead()
+    head.beta2 = torch.tensor(0.25)  # a hook may hand over a 0-dim tensor
+    assert head.beta2 == 0.25 and isinstance(head.beta2, float)
+    with pytest.raises(ValueError, match=r'beta2 must be in \[0, 1\], got -1'):
+        head.beta2 = -1.0
+
+
+def test_bad_inputs():
+    head = CycleConsistencyHead()
+    feat_a, feat_b, cam_a, shared = make_inputs()
+    with pytest.raises(ValueError, match=r'feat_b \(2, 3, 5, 5\)'):
+        head.loss(feat_a, feat_b[:, :3], cam_a, shared)
+    with pytest.raises(ValueError, match=r'expected \(2, C, 5, 5\)'):
+        head.loss(feat_a, feat_b, cam_a[..., :4], shared)
+    with pytest.raises(ValueError, match=r'shared \(2, 2\) must be \(N, C\)'):
+        head.loss(feat_a, feat_b, cam_a, shared[:, :2])
+    no_shared = shared.clone()
+    no_shared[1] = 0
+    with pytest.raises(ValueError, match=r'pairs \[1\] .* share no class'):
+        head.loss(feat_a, feat_b, cam_a, no_shared)
+
+
+def test_build_from_config():
+    head = MODELS.build(
+        dict(type='CycleConsistencyHead', alpha=10.0, beta1=0.4, radius=2,
+             max_selected=100, loss_weight=2.0))
+    assert isinstance(head, CycleConsistencyHead)
+    assert (head.alpha, head.beta1, head.radius, head.beta2) == (10.0, 0.4, 2,
+                                                                 0.0)
+    assert head.num_offsets == 5 and head.loss_name == 'loss_cyc'
