@@ -34,7 +34,7 @@ class CycleConsistencyHead(BaseModule):
             -> loss_by_feat(log W^b, index, valid, num_candidates, (h, w))
                  cycle_consistency_loss (beta2, Eq. 8, 10-11)
                  -> {loss_cyc, cyc_num_selected, cyc_num_rejected,
-                     cyc_wb_mean, cyc_num_candidates}
+                     cyc_wb_mean, cyc_wb_count, cyc_num_candidates}
 
     Similarities and softmaxes run in fp32 with autocast disabled, whatever
     the caller's precision. ``cam_a`` is detached (it comes from the frozen
@@ -55,6 +55,18 @@ class CycleConsistencyHead(BaseModule):
             paper).
         eps (float): Smallest divisor of the max-scaling of Eq. 4 and 7.
             Defaults to 1e-6.
+        dcfs_statistic (str): The positions over which ``cyc_wb_mean``, the
+            statistic of Eq. 9, averages ``W^b_(x,y)(x, y)``:
+            ``'candidates'`` (default) all positions entering the cycle (CAM
+            above ``beta1``), or ``'selected'`` only V^sel (those also above
+            ``beta2``). Eq. 9 writes V^sel, but V^sel is itself defined by
+            ``beta2``: its mean is always above ``beta2``, so with
+            ``'selected'`` beta2 ratchets up until every position is
+            rejected and training stops (measured on the synthetic data:
+            |V^sel| fell to 0 within 5 epochs). Averaging over the
+            candidates lets beta2 settle at the mean return probability,
+            the behaviour of the paper's Fig. 4. ``cyc_wb_count`` holds the
+            number of positions averaged.
         loss_weight (float): Weight of L_cyc. Defaults to 1.0 (Eq. 13).
         loss_name (str): Key of the loss; must start with ``loss_``.
             Defaults to ``'loss_cyc'``.
@@ -68,6 +80,7 @@ class CycleConsistencyHead(BaseModule):
                  beta2: float = 0.0,
                  max_selected: Optional[int] = None,
                  eps: float = 1e-6,
+                 dcfs_statistic: str = 'candidates',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_cyc',
                  init_cfg: Optional[dict] = None):
@@ -94,6 +107,10 @@ class CycleConsistencyHead(BaseModule):
         self.radius = radius
         self.beta2 = beta2
         self.max_selected = max_selected
+        if dcfs_statistic not in ('candidates', 'selected'):
+            raise ValueError("dcfs_statistic must be 'candidates' or "
+                             f"'selected', got {dcfs_statistic!r}")
+        self.dcfs_statistic = dcfs_statistic
         self.eps = float(eps)
         self.loss_weight = float(loss_weight)
         self._loss_name = loss_name
@@ -195,22 +212,26 @@ class CycleConsistencyHead(BaseModule):
             exact, graph-connected 0 when V^sel is empty), and detached 0-dim
             float logs: ``cyc_num_selected`` (|V^sel|),
             ``cyc_num_rejected`` (entering the cycle but not above
-            ``beta2``), ``cyc_wb_mean`` (mean ``W^b_(x,y)(x, y)`` over V^sel,
-            0 when empty; Eq. 9 needs it, weighted by ``cyc_num_selected``
-            across ranks) and ``cyc_num_candidates`` (above ``beta1``;
-            larger than selected + rejected only when ``max_selected``
-            drops some).
+            ``beta2``), ``cyc_wb_mean`` (mean ``W^b_(x,y)(x, y)`` over the
+            positions named by ``dcfs_statistic``, 0 when there are none;
+            Eq. 9 needs it), ``cyc_wb_count`` (how many positions that mean
+            is over: DCFSHook weights the ranks by it) and
+            ``cyc_num_candidates`` (above ``beta1``; larger than selected +
+            rejected only when ``max_selected`` drops some).
         """
         loss, keep, wb_self = cycle_consistency_loss(
             log_wb, index, valid, size, self.radius, self.beta2)
         num_selected = keep.sum().float()
         num_valid = valid.sum().float()
-        wb_sum = torch.where(keep, wb_self, wb_self.new_zeros(())).sum()
+        averaged = keep if self.dcfs_statistic == 'selected' else valid
+        wb_count = averaged.sum().float()
+        wb_sum = torch.where(averaged, wb_self, wb_self.new_zeros(())).sum()
         return {
             self.loss_name: self.loss_weight * loss,
             'cyc_num_selected': num_selected,
             'cyc_num_rejected': num_valid - num_selected,
-            'cyc_wb_mean': (wb_sum / num_selected.clamp(min=1)).detach(),
+            'cyc_wb_mean': (wb_sum / wb_count.clamp(min=1)).detach(),
+            'cyc_wb_count': wb_count,
             'cyc_num_candidates': num_candidates.sum().float(),
         }
 

@@ -5,7 +5,7 @@ from mmseg.registry import MODELS
 from mmcyc.models.heads import CycleConsistencyHead
 
 LOG_KEYS = ('cyc_num_selected', 'cyc_num_rejected', 'cyc_wb_mean',
-            'cyc_num_candidates')
+            'cyc_wb_count', 'cyc_num_candidates')
 
 
 def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
@@ -72,14 +72,18 @@ def check_against_brute_force(head, feat_a, feat_b, cam_a, shared):
     assert losses['cyc_num_selected'].item() == len(terms)
     assert losses['cyc_num_rejected'].item() == len(ref) - len(terms)
     assert losses['cyc_num_candidates'].item() == len(ref)
-    wb_kept = [w[p] for (_, p), (w, t) in ref.items() if t is not None]
-    wb_mean = torch.stack(wb_kept).mean() if wb_kept else torch.tensor(0.)
+    # Eq. 9's statistic: over V^sel ('selected') or every candidate
+    wb_avg = [w[p] for (_, p), (w, t) in ref.items()
+              if t is not None or head.dcfs_statistic == 'candidates']
+    wb_mean = torch.stack(wb_avg).mean() if wb_avg else torch.tensor(0.)
     assert torch.allclose(losses['cyc_wb_mean'], wb_mean, atol=1e-6)
+    assert losses['cyc_wb_count'].item() == len(wb_avg)
     return ref, losses
 
 
-def test_matches_brute_force_with_dcfs_rejections():
-    head = CycleConsistencyHead()
+@pytest.mark.parametrize('statistic', ['candidates', 'selected'])
+def test_matches_brute_force_with_dcfs_rejections(statistic):
+    head = CycleConsistencyHead(dcfs_statistic=statistic)
     inputs = make_inputs()
     ref = brute_force_cycle(*inputs)
     returns = sorted(w[p].item() for (_, p), (w, _) in ref.items())
@@ -161,8 +165,11 @@ def test_empty_selection_gives_connected_zero(case):
     feat_b.requires_grad_()
     losses = head.loss(feat_a, feat_b, cam_a, shared)
     assert losses['loss_cyc'].item() == 0
-    assert losses['cyc_num_selected'] == 0 and losses['cyc_wb_mean'] == 0
+    assert losses['cyc_num_selected'] == 0
     candidates = losses['cyc_num_candidates'].item()
+    # the DCFS statistic averages the candidates (none without selection)
+    assert losses['cyc_wb_count'] == candidates
+    assert (losses['cyc_wb_mean'] == 0) == (case == 'no_selection')
     assert (candidates == 0) == (case == 'no_selection')
     assert losses['cyc_num_rejected'] == candidates
     losses['loss_cyc'].backward()
@@ -192,6 +199,7 @@ def test_bf16_autocast_close_to_fp32():
     (dict(max_selected=0), r'max_selected must be None or an int >= 1, got 0'),
     (dict(eps=0.0), r'eps must be > 0, got 0.0'),
     (dict(loss_name='cyc'), r'loss_name must start with "loss_", got .cyc.'),
+    (dict(dcfs_statistic='all'), r"dcfs_statistic must be .* got 'all'"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
