@@ -9,6 +9,22 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='session')
+def voc12_meta():
+    """AffinityNet's public VOC 2012 metadata (cls_labels.npy, split lists).
+
+    ``shared/data/voc12`` beside the repository, or ``$MMCYC_VOC12_META``.
+    """
+    path = os.environ.get('MMCYC_VOC12_META',
+                          osp.join(osp.dirname(REPO), 'shared', 'data',
+                                   'voc12'))
+    if not osp.isfile(osp.join(path, 'cls_labels.npy')):
+        pytest.fail(f'VOC 2012 metadata not found in {path}: expected '
+                    'cls_labels.npy and train_aug.txt there (set '
+                    'MMCYC_VOC12_META)')
+    return path
+
+
+@pytest.fixture(scope='session')
 def tiny_synthvoc(tmp_path_factory):
     """A tiny synthetic VOC-layout dataset shared by the tool tests."""
     from mmcyc.datasets.synthvoc import make_synthvoc

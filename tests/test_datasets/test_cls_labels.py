@@ -8,7 +8,6 @@ from mmseg.datasets import PascalVOCDataset
 from mmcyc.datasets import (VOC_CLASSES, labels_from_mask, load_cls_labels,
                             save_cls_labels, voc_palette)
 
-REAL_CLS_LABELS = '/work/shared/data/voc12/cls_labels.npy'
 
 
 def test_voc_classes_and_palette_match_mmseg():
@@ -72,11 +71,10 @@ def test_load_errors(tmp_path):
         load_cls_labels(str(garbage))
 
 
-@pytest.mark.skipif(
-    not osp.isfile(REAL_CLS_LABELS), reason='VOC metadata not present')
-def test_load_real_voc_cls_labels():
-    labels = load_cls_labels(REAL_CLS_LABELS)
-    raw = np.load(REAL_CLS_LABELS, allow_pickle=True).item()
+def test_load_real_voc_cls_labels(voc12_meta):
+    real_cls_labels = osp.join(voc12_meta, 'cls_labels.npy')
+    labels = load_cls_labels(real_cls_labels)
+    raw = np.load(real_cls_labels, allow_pickle=True).item()
     assert len(labels) == len(raw) == 12031
     for name in ('2007_000032', '2011_003276', list(raw)[-1]):
         assert labels[name].dtype == np.float32 and labels[name].shape == (

@@ -13,7 +13,6 @@ from PIL import Image
 from mmcyc.datasets import (VOCImageLabelDataset, make_synthvoc,
                             read_image_names, save_cls_labels)
 
-VOC12 = '/work/shared/data/voc12'
 
 
 @pytest.fixture(scope='module')
@@ -83,20 +82,17 @@ def test_affinitynet_ann_lines(synth_root, tmp_path):
     ] == [n + '.jpg' for n in names]
 
 
-@pytest.mark.skipif(
-    not osp.isfile(osp.join(VOC12, 'cls_labels.npy')),
-    reason='VOC metadata not present')
-def test_real_voc_metadata(tmp_path):
+def test_real_voc_metadata(tmp_path, voc12_meta):
     for f in ('train_aug.txt', 'cls_labels.npy'):
-        os.symlink(osp.join(VOC12, f), tmp_path / f)
+        os.symlink(osp.join(voc12_meta, f), tmp_path / f)
     dataset = VOCImageLabelDataset(
         data_root=str(tmp_path),
         ann_file='train_aug.txt',
         require_seg_map=False,
         check_files=False)
     assert len(dataset) == 10582
-    raw = np.load(osp.join(VOC12, 'cls_labels.npy'), allow_pickle=True).item()
-    with open(osp.join(VOC12, 'train_aug.txt')) as f:
+    raw = np.load(osp.join(voc12_meta, 'cls_labels.npy'), allow_pickle=True).item()
+    with open(osp.join(voc12_meta, 'train_aug.txt')) as f:
         lines = f.read().splitlines()
     for i in (0, 1, len(lines) - 1):
         name = osp.basename(lines[i].split()[0])[:-len('.jpg')]

@@ -1,0 +1,14 @@
+# A tiny CyCSNet config for the tool tests, on top of cam_tiny_synthvoc.py's
+# classifier.
+_base_ = ['../../configs/cyc_resnet38_synthvoc.py']
+crop_size = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(widen_factor=0.0625),
+    cam_classifier='{{fileDirname}}/cam_tiny_synthvoc.py')
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False)
+train_cfg = dict(max_epochs=2)
+param_scheduler = [dict(type='StepLR', step_size=1, gamma=0.5, by_epoch=True,
+                        begin=0, end=2)]
+default_hooks = dict(logger=dict(interval=1))

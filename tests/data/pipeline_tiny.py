@@ -1,0 +1,6 @@
+# tools/run_pipeline.py on a tiny dataset with the tiny stage configs.
+data = dict(
+    root='data/synthvoc_tiny',
+    generator=dict(num_train=24, num_val=8, size=64, seed=3))
+cam = dict(config='tests/data/cam_tiny_synthvoc.py')
+cyc = dict(config='tests/data/cyc_tiny_synthvoc.py')

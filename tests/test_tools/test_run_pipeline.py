@@ -1,0 +1,58 @@
+"""The main job, tools/run_pipeline.py, end to end on a tiny dataset."""
+import json
+
+import pytest
+import torch
+
+CONFIG = 'tests/data/pipeline_tiny.py'
+
+
+@pytest.fixture(scope='module')
+def pipeline_run(tmp_path_factory, run_tool, python):
+    work = tmp_path_factory.mktemp('pipeline')
+    args = [python, 'tools/run_pipeline.py', '--config', CONFIG, '--work-dir',
+            str(work / 'work'), '--data-root', str(work / 'data')]
+    proc = run_tool(*args)
+    return work, args, proc
+
+
+def test_results_and_outputs(pipeline_run):
+    work, _, proc = pipeline_run
+    with open(work / 'work' / 'results.json') as f:
+        results = json.load(f)
+    for key in ('cam', 'cam_val'):
+        assert 0 <= results[key] <= 100
+        assert results[key + '_sweep_best'] >= results[key] - 0.01
+    assert (work / 'work' / 'results.md').read_text().startswith('| row |')
+    assert 'CAM, train (bg 0.2)' in proc.stdout
+    # the synthetic dataset was generated in VOC layout
+    assert (work / 'data' / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
+    # one CAM file per train and val image
+    assert len(list((work / 'work' / 'cams' / 'cam').glob('*.npz'))) == 8 + 8
+    # stage 2 ran with DCFS and its curves were drawn
+    curves = work / 'work' / 'cyc' / 'curves'
+    assert (curves / 'vis_data' / 'vis_image' /
+            'cyc_training_curves_0.png').is_file()
+    with open(curves / 'stats.json') as f:
+        stats = json.load(f)
+    assert 0 <= stats['beta2_first'] <= stats['beta2_last'] <= 1
+    # beta2 travels with the checkpoint (DCFSHook), equal to the last logged
+    ckpt = torch.load(work / 'work' / 'cyc' / 'epoch_2.pth',
+                      map_location='cpu', weights_only=False)
+    assert ckpt['dcfs']['mode'] == 'momentum'
+    assert ckpt['dcfs']['beta2'] == pytest.approx(stats['beta2_last'],
+                                                  abs=1e-4)
+
+
+def test_rerun_skips_finished_stages(pipeline_run, run_tool):
+    work, args, _ = pipeline_run
+    with open(work / 'work' / 'results.json') as f:
+        first = json.load(f)
+    proc = run_tool(*args)
+    log = proc.stdout + proc.stderr
+    assert 'is complete, skipped' in log
+    assert 'cam: final checkpoint exists, skipped' in log
+    assert 'cam_infer: train scored, skipped' in log
+    assert 'tools/train.py' not in log and 'tools/test.py' not in log
+    with open(work / 'work' / 'results.json') as f:
+        assert json.load(f) == first
