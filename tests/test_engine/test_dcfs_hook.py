@@ -223,6 +223,8 @@ RANK_STATS = [[(0.5, 3.), (0.7, 0.), (0.1, 2.), (0.6, 2.)],
 
 
 def _dist_worker(rank, port, out_dir):
+    import faulthandler, sys  # DEBUG
+    faulthandler.dump_traceback_later(25, exit=True, file=open(f'/tmp/dcfs_dbg_{rank}.txt', 'w'))  # DEBUG
     dist.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=2)
