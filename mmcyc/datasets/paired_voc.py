@@ -130,9 +130,8 @@ class PairedVOCDataset:
                 'class occurs in at least two images')
         self._indices = np.flatnonzero(keep)  # (N, ) indices into dataset
         self._labels = labels[keep]  # (N, C)
-        self._class_index = [
-            np.flatnonzero(col) for col in self._labels.T
-        ]  # C arrays of dataset indices
+        # per class, the dataset indices of its images: C arrays
+        self._class_index = [np.flatnonzero(col) for col in self._labels.T]
         self._counts = np.array([len(m) for m in self._class_index])  # (C, )
         self._offsets = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
         self._members = np.concatenate(self._class_index)  # (sum counts, )
@@ -212,8 +211,7 @@ class PairedVOCDataset:
                 f'got {type(packed)}')
         return packed
 
-    def __getitem__(self, idx: Union[int, Tuple[int, int]]) -> Dict[str,
-                                                                     dict]:
+    def __getitem__(self, idx: Union[int, Tuple[int, int]]) -> Dict[str, dict]:
         """Load pair ``idx``: an ``(index, partner)`` tuple or an ``int``.
 
         Returns:

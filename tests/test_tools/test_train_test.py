@@ -107,3 +107,27 @@ def test_dist_train_two_cpu_processes(tiny_synthvoc, tmp_path, run_tool,
     ckpt = load(osp.join(work, 'epoch_1.pth'))
     # 24 images, batch 4 per rank, 2 ranks -> 3 iterations per epoch
     assert ckpt['meta']['iter'] == 3
+
+
+def test_dist_test_shards_images_and_gathers_metrics(trained, tiny_synthvoc,
+                                                     tmp_path, python,
+                                                     run_tool):
+    ckpt = osp.join(trained, 'epoch_2.pth')
+    common = ['--split', 'ImageSets/Segmentation/val.txt', '--cfg-options',
+              *data_options(tiny_synthvoc)]
+    single, dist = tmp_path / 'single.json', tmp_path / 'dist.json'
+    run_tool(python, 'tools/test.py', CONFIG, ckpt, '--work-dir',
+             str(tmp_path / 'w1'), '--cam-dir', str(tmp_path / 'cams1'),
+             '--metrics-json', str(single), *common)
+    proc = run_tool('bash', 'tools/dist_test.sh', CONFIG, ckpt, '2',
+                    '--work-dir', str(tmp_path / 'w2'), '--cam-dir',
+                    str(tmp_path / 'cams2'), '--metrics-json', str(dist),
+                    *common, env=dict(PORT='29534', PYTHON=python))
+    assert 'Distributed launcher: pytorch' in proc.stdout + proc.stderr
+    with open(single) as f, open(dist) as g:
+        single_metrics, dist_metrics = json.load(f), json.load(g)
+    # 8 val images split over 2 ranks, metrics gathered: same scores
+    assert dist_metrics['mIoU'] == pytest.approx(single_metrics['mIoU'],
+                                                 abs=0.01)
+    assert sorted(p.name for p in (tmp_path / 'cams2').iterdir()) == \
+        sorted(p.name for p in (tmp_path / 'cams1').iterdir())

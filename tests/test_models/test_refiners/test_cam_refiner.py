@@ -1,0 +1,313 @@
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+
+from mmcyc.models.refiners import CAMRefiner, FeatureBank
+from mmcyc.utils import CAMStore, save_cam
+
+NUM_CLASSES, CHANNELS, FEAT, SIZE = 4, 6, 3, 6
+# image labels: class 3 is in no bank image
+LABELS = [[0], [1], [0, 1], [0, 2], [2], [1, 2], [0], [0, 1, 2], [2], [1]]
+NAMES = [f'img_{i:02d}' for i in range(len(LABELS))]
+
+
+def multi_hot(classes):
+    label = torch.zeros(NUM_CLASSES)
+    label[classes] = 1.0
+    return label
+
+
+@pytest.fixture(scope='module')
+def bank_data(tmp_path_factory):
+    """Features (fp16-exact), stage-1 CAMs on disk and labels of 10 images."""
+    root = tmp_path_factory.mktemp('cams')
+    gen = torch.Generator().manual_seed(0)
+    feats = [
+        torch.rand(CHANNELS, FEAT, FEAT, generator=gen).half().float()
+        for _ in NAMES
+    ]
+    labels = torch.stack([multi_hot(c) for c in LABELS])
+    for name, classes in zip(NAMES, LABELS):
+        cams = torch.rand(len(classes), SIZE, SIZE, generator=gen)
+        save_cam(str(root / f'{name}.npz'), cams.numpy(), np.array(classes))
+    return str(root), feats, labels
+
+
+def features_fn(feats, calls=None):
+    def features(indices):
+        if calls is not None:
+            calls.extend(indices)
+        for i in indices:
+            yield feats[i][None]  # (1, D, h, w) is accepted too
+    return features
+
+
+def make_refiner(bank_data, cache_file=None, **kwargs):
+    root, feats, labels = bank_data
+    kwargs = dict(dict(num_refs=3, alpha=4.0, max_vectors_per_image=None),
+                  **kwargs)
+    refiner = CAMRefiner(**kwargs)
+    refiner.build_bank(features_fn(feats), NAMES, labels, CAMStore(root),
+                       cache_file=cache_file)
+    return refiner
+
+
+def target(seed=7, classes=(0, 2), size=SIZE):
+    gen = torch.Generator().manual_seed(seed)
+    cam = torch.rand(NUM_CLASSES, size, size, generator=gen) * 0.5
+    cam = cam * multi_hot(list(classes))[:, None, None]
+    feat = torch.rand(CHANNELS, FEAT, FEAT, generator=gen)
+    return cam, feat, multi_hot(list(classes))
+
+
+def test_build_from_registry():
+    refiner = MODELS.build(dict(type='CAMRefiner', num_refs=16, seed=3))
+    assert isinstance(refiner, CAMRefiner)
+    assert (refiner.num_refs, refiner.alpha, refiner.beta1, refiner.epsilon,
+            refiner.bg_score, refiner.max_vectors_per_image,
+            refiner.seed) == (16, 20.0, 0.3, 2.0, 0.2, 64, 3)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(num_refs=-1), 'num_refs must be an int >= 0, got -1'),
+    (dict(num_refs=2.5), 'num_refs .* got 2.5'),
+    (dict(alpha=0), 'alpha must be > 0, got 0'),
+    (dict(beta1=1.0), r'beta1 must be in \[0, 1\), got 1.0'),
+    (dict(epsilon=-2.0), 'epsilon must be > 0, got -2.0'),
+    (dict(bg_score=-0.1), 'bg_score must be >= 0, got -0.1'),
+    (dict(max_vectors_per_image=0), 'max_vectors_per_image .* got 0'),
+    (dict(seed='a'), "seed must be an int, got 'a'"),
+    (dict(chunk_size=0), 'chunk_size .* got 0'),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CAMRefiner(**kwargs)
+
+
+def test_bank_contents_match_direct_selection(bank_data):
+    root, feats, labels = bank_data
+    bank = make_refiner(bank_data).bank
+    assert bank.vectors.dtype == torch.float16
+    assert bank.num_images == len(NAMES) and bank.channels == CHANNELS
+    store = CAMStore(root)
+    for m, classes in enumerate(LABELS):
+        cam = F.interpolate(
+            store.load(NAMES[m], NUM_CLASSES)[None], size=(FEAT, FEAT),
+            mode='bilinear', align_corners=False)[0]
+        for c in range(NUM_CLASSES):
+            vec, cls = bank.gather(torch.tensor([m]),
+                                   torch.arange(NUM_CLASSES) == c)
+            assert (cls == c).all()
+            want = [feats[m][:, y, x] for y in range(FEAT)
+                    for x in range(FEAT)
+                    if c in classes and cam[c, y, x] > 0.3]
+            assert len(vec) == len(want)
+            for got, exp in zip(vec, want):
+                assert torch.equal(got.float(), exp)
+
+
+def test_capped_bank_is_seeded_subset(bank_data):
+    full = make_refiner(bank_data).bank
+    capped = make_refiner(bank_data, max_vectors_per_image=2).bank
+    again = make_refiner(bank_data, max_vectors_per_image=2).bank
+    assert torch.equal(capped.vectors, again.vectors)
+    assert int(capped.seg_count.max()) == 2
+    assert torch.equal(capped.seg_count, full.seg_count.clamp(max=2))
+    for m in range(len(NAMES)):
+        for c in range(NUM_CLASSES):
+            mask = torch.arange(NUM_CLASSES) == c
+            sub, _ = capped.gather(torch.tensor([m]), mask)
+            all_, _ = full.gather(torch.tensor([m]), mask)
+            for row in sub:
+                assert (all_ == row).all(1).any()
+
+
+def test_bank_matches_per_target_recomputation(bank_data):
+    """Bank path == Algorithm 2 recomputed for the same sampled images.
+
+    The target CAM is at the feature resolution, so Eq. 14 applies literally
+    (the bank images' CAMs are at 6x6 and downsampled to select vectors).
+    """
+    root, feats, labels = bank_data
+    refiner = make_refiner(bank_data, num_refs=4, epsilon=2.0, bg_score=0.2)
+    cam, feat, label = target(size=FEAT)
+    images = refiner.sample_references(label, 'target')
+    assert len(images) == 4
+    expected = cam.clone()
+    store = CAMStore(root)
+    for s in images.tolist():  # Alg. 2: image by image, vector by vector
+        cam_s = F.interpolate(
+            store.load(NAMES[s], NUM_CLASSES)[None], size=(FEAT, FEAT),
+            mode='bilinear', align_corners=False)[0]
+        for c in set(LABELS[s]) & {0, 2}:
+            for y in range(FEAT):
+                for x in range(FEAT):
+                    if cam_s[c, y, x] <= 0.3:
+                        continue
+                    sim = torch.einsum('d,dhw->hw', feats[s][:, y, x], feat)
+                    wf = torch.softmax((4.0 * sim / sim.max()).flatten(), 0)
+                    wf = wf.view(FEAT, FEAT)
+                    take = wf > 0.2 / 2.0
+                    expected[c] = torch.where(
+                        take, torch.maximum(expected[c], 2.0 * wf),
+                        expected[c])
+    out = refiner.refine(cam, feat, label, 'target')
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert not torch.equal(out, cam)
+
+
+def test_image_size_cam_uses_upsampled_class_maximum(bank_data):
+    """A CAM at the image size gets R_c (max over references at the feature
+    resolution) upsampled bilinearly, then thresholded."""
+    root, feats, _ = bank_data
+    refiner = make_refiner(bank_data, num_refs=4)
+    cam, feat, label = target(size=SIZE)
+    images = refiner.sample_references(label, 'target')
+    store = CAMStore(root)
+    ref = torch.zeros(NUM_CLASSES, FEAT, FEAT)
+    for s in images.tolist():
+        cam_s = F.interpolate(
+            store.load(NAMES[s], NUM_CLASSES)[None], size=(FEAT, FEAT),
+            mode='bilinear', align_corners=False)[0]
+        for c in set(LABELS[s]) & {0, 2}:
+            for y, x in torch.nonzero(cam_s[c] > 0.3).tolist():
+                sim = torch.einsum('d,dhw->hw', feats[s][:, y, x], feat)
+                wf = torch.softmax((4.0 * sim / sim.max()).flatten(), 0)
+                ref[c] = torch.maximum(ref[c], 2.0 * wf.view(FEAT, FEAT))
+    up = F.interpolate(ref[None], size=(SIZE, SIZE), mode='bilinear',
+                       align_corners=False)[0]
+    expected = torch.where(up > 0.2, torch.maximum(cam, up), cam)
+    out = refiner.refine(cam, feat, label, 'target')
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_only_label_classes_change_and_never_decrease(bank_data):
+    refiner = make_refiner(bank_data, num_refs=5)
+    cam, feat, label = target(classes=(1, ))
+    cam[2] = 0.1  # a class outside y_t with a non-zero map stays
+    out = refiner.refine(cam, feat, label, 'target')
+    assert (out >= cam).all()
+    assert not torch.equal(out[1], cam[1])
+    for c in (0, 2, 3):
+        assert torch.equal(out[c], cam[c])
+
+
+def test_sampling_is_seeded(bank_data):
+    cam, feat, label = target()
+    outs = {}
+    for seed in range(4):
+        refiner = make_refiner(bank_data, seed=seed)
+        first = refiner.refine(cam, feat, label, 'target')
+        assert torch.equal(first, refiner.refine(cam, feat, label, 'target'))
+        outs[seed] = first
+    again = make_refiner(bank_data, seed=0).refine(cam, feat, label, 'target')
+    assert torch.equal(outs[0], again)
+    assert any(not torch.equal(outs[0], outs[s]) for s in (1, 2, 3))
+
+
+def test_sampling_candidates(bank_data):
+    refiner = make_refiner(bank_data, num_refs=100)
+    # all images sharing a class with {1}, but the target itself (in bank)
+    images = refiner.sample_references(multi_hot([1]), 'img_02')
+    assert images.tolist() == [1, 5, 7, 9]
+    refiner = make_refiner(bank_data, num_refs=2)
+    images = refiner.sample_references(multi_hot([2]), 'other')
+    assert len(images) == 2
+    assert all(2 in LABELS[i] for i in images.tolist())
+
+
+def test_zero_refs_is_identity(bank_data):
+    refiner = make_refiner(bank_data, num_refs=0)
+    cam, feat, label = target()
+    assert torch.equal(refiner.refine(cam, feat, label, 'target'), cam)
+
+
+def test_chunk_size_gives_same_result(bank_data):
+    cam, feat, label = target()
+    whole = make_refiner(bank_data, chunk_size=None)
+    chunked = make_refiner(bank_data, chunk_size=1)
+    assert torch.allclose(
+        whole.refine(cam, feat, label, 't'),
+        chunked.refine(cam, feat, label, 't'), atol=1e-7)
+
+
+def test_class_without_references_is_left_unchanged(bank_data):
+    refiner = make_refiner(bank_data, num_refs=20)
+    cam, feat, label = target(classes=(0, 3))
+    cam[3] = 0.05
+    out = refiner.refine(cam, feat, label, 'target')
+    assert torch.equal(out[3], cam[3])
+    assert not torch.equal(out[0], cam[0])
+    assert refiner.missing_refs == {3: 1}
+    refiner.refine(cam, feat, label, 'target')
+    assert refiner.missing_refs == {3: 2}
+
+
+def test_bad_targets(bank_data):
+    refiner = make_refiner(bank_data)
+    cam, feat, label = target()
+    with pytest.raises(ValueError, match='target image img_x has no class'):
+        refiner.refine(cam, feat, torch.zeros(NUM_CLASSES), 'img_x')
+    with pytest.raises(ValueError, match='img_y: features have 5 channels'):
+        refiner.refine(cam, feat[:5], label, 'img_y')
+    with pytest.raises(RuntimeError, match='no feature bank'):
+        CAMRefiner().refine(cam, feat, label, 'img_z')
+
+
+def test_missing_cam_file_names_it(bank_data, tmp_path):
+    _, feats, labels = bank_data
+    with pytest.raises(FileNotFoundError, match='img_00.npz'):
+        CAMRefiner().build_bank(features_fn(feats), NAMES, labels,
+                                CAMStore(str(tmp_path)))
+
+
+def test_cached_bank_is_reused_and_checked(bank_data, tmp_path):
+    root, feats, labels = bank_data
+    cache = str(tmp_path / 'bank.pth')
+    first = make_refiner(bank_data, cache_file=cache).bank
+    assert osp.isfile(cache) and not osp.exists(cache + '.parts')
+    calls = []
+    refiner = CAMRefiner(max_vectors_per_image=None)
+    bank = refiner.build_bank(features_fn(feats, calls), NAMES, labels,
+                              CAMStore(root), cache_file=cache)
+    assert calls == []  # loaded, not recomputed
+    assert torch.equal(bank.vectors, first.vectors)
+    with pytest.raises(ValueError, match='beta1.*delete it'):
+        CAMRefiner(beta1=0.5, max_vectors_per_image=None).build_bank(
+            features_fn(feats), NAMES, labels, CAMStore(root),
+            cache_file=cache)
+    with pytest.raises(ValueError, match='other settings'):
+        CAMRefiner(max_vectors_per_image=3).set_bank(first)
+
+
+def test_bank_build_resumes_from_blocks(bank_data, tmp_path):
+    root, feats, labels = bank_data
+    parts = str(tmp_path / 'parts')
+    whole = FeatureBank.build(features_fn(feats), NAMES, labels,
+                              CAMStore(root), part_dir=parts, block_size=3)
+    assert sorted(os.listdir(parts)) == [f'part_{b:06d}.pth' for b in range(4)]
+    os.remove(osp.join(parts, 'part_000002.pth'))
+    calls = []
+    resumed = FeatureBank.build(features_fn(feats, calls), NAMES, labels,
+                                CAMStore(root), part_dir=parts, block_size=3)
+    assert calls == [6, 7, 8]
+    assert torch.equal(resumed.vectors, whole.vectors)
+    assert torch.equal(resumed.classes, whole.classes)
+    saved = str(tmp_path / 'bank.pth')
+    whole.save(saved)
+    loaded = FeatureBank.load(saved)
+    assert loaded.names == NAMES and torch.equal(loaded.vectors, whole.vectors)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_refine_on_cuda_features(bank_data):
+    refiner = make_refiner(bank_data)
+    cam, feat, label = target()
+    cpu = refiner.refine(cam, feat, label, 't')
+    gpu = refiner.refine(cam, feat.cuda(), label, 't')
+    assert torch.allclose(cpu, gpu, atol=1e-5)
