@@ -28,7 +28,7 @@ def parse_args():
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training (bf16 on CPU)')
+        help='enable automatic-mixed-precision training (GPU)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -64,15 +64,16 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
+        if not torch.cuda.is_available():
+            raise SystemExit(
+                '--amp needs a GPU: mmengine\'s AmpOptimWrapper supports '
+                'cuda/npu/mlu/musa only; train in fp32 on CPU')
         if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
-        if not torch.cuda.is_available():
-            # CPU autocast supports bfloat16 only
-            cfg.optim_wrapper.dtype = 'bfloat16'
 
     cfg.resume = args.resume
     setup_cpu_distributed(cfg, args.launcher)
