@@ -16,7 +16,6 @@ from mmcyc.datasets import (PairedVOCDataset, PairSampler,
                             VOCImageLabelDataset, pair_collate,
                             save_cls_labels)
 
-VOC12 = '/work/shared/data/voc12'
 PIPELINE = [
     dict(type='LoadCheckedImageFromFile'),
     dict(
@@ -271,12 +270,9 @@ def test_registry_and_bad_args(tmp_path):
         PairedVOCDataset(inner, seed=-1)
 
 
-@pytest.mark.skipif(
-    not osp.isfile(osp.join(VOC12, 'cls_labels.npy')),
-    reason='VOC 2012 labels not available')
-def test_real_voc_pairs(tmp_path, monkeypatch):
+def test_real_voc_pairs(tmp_path, monkeypatch, voc12_meta):
     for f in ('train_aug.txt', 'cls_labels.npy'):
-        os.symlink(osp.join(VOC12, f), tmp_path / f)
+        os.symlink(osp.join(voc12_meta, f), tmp_path / f)
     pairs = PairedVOCDataset(
         dict(
             type='VOCImageLabelDataset',
@@ -285,8 +281,8 @@ def test_real_voc_pairs(tmp_path, monkeypatch):
             require_seg_map=False,
             check_files=False))
     assert len(pairs) == 10582
-    raw = np.load(osp.join(VOC12, 'cls_labels.npy'), allow_pickle=True).item()
-    with open(osp.join(VOC12, 'train_aug.txt')) as f:
+    raw = np.load(osp.join(voc12_meta, 'cls_labels.npy'), allow_pickle=True).item()
+    with open(osp.join(voc12_meta, 'train_aug.txt')) as f:
         names = [osp.basename(line.split()[0])[:-4] for line in f]
     labels = np.stack([raw[n] for n in names]) > 0  # (10582, 20)
     for c in range(20):

@@ -44,7 +44,7 @@ class ToyCycModel(BaseModel):
         return dict(
             loss_toy=loss,
             cyc_wb_mean=torch.tensor(self.wb_mean),
-            cyc_num_selected=torch.tensor(self.num_selected))
+            cyc_wb_count=torch.tensor(self.num_selected))
 
 
 class ToyDataset(torch.utils.data.Dataset):
@@ -71,7 +71,7 @@ def run_steps(hook, stats, runner=None):
         hook.before_train_iter(runner, i)
         outputs = dict(
             loss=torch.tensor(1.), cyc_wb_mean=torch.tensor(mean),
-            cyc_num_selected=torch.tensor(count))
+            cyc_wb_count=torch.tensor(count))
         hook.after_train_iter(runner, i, outputs=outputs)
         values.append(hook.beta2)
     return values
@@ -113,7 +113,7 @@ def test_writes_model_and_logs():
     hook = DCFSHook(target='head.nothing')
     with pytest.raises(AttributeError, match='head.nothing'):
         hook.before_train(runner)
-    with pytest.raises(KeyError, match='cyc_num_selected'):
+    with pytest.raises(KeyError, match='cyc_wb_count'):
         DCFSHook().after_train_iter(
             runner, 0, outputs=dict(cyc_wb_mean=torch.tensor(0.)))
 

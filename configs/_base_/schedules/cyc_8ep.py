@@ -22,6 +22,5 @@ custom_hooks = [
     # beta2 of DCFS (Eq. 9): starts at 0, momentum kappa = 0.95, averaged
     # over ranks, saved in checkpoints
     dict(type='DCFSHook', mode='momentum', kappa=0.95, init_value=0.0,
-         target='head.beta2', mean_key='cyc_wb_mean',
-         count_key='cyc_wb_count')
+         target='head.beta2')
 ]

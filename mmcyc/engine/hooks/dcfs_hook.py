@@ -53,10 +53,11 @@ class DCFSHook(Hook):
         target (str): Dotted attribute path of beta2 in the (unwrapped)
             model; a tensor attribute is filled in place. Defaults to
             'head.beta2'.
-        mean_key (str): Key of the V^sel mean of W^b in the outputs.
-            Defaults to 'cyc_wb_mean'.
-        count_key (str): Key of |V^sel| in the outputs.
-            Defaults to 'cyc_num_selected'.
+        mean_key (str): Key of the mean return probability W^b(x, y) in the
+            outputs (``CycleConsistencyHead`` averages it over the positions
+            its ``dcfs_statistic`` names). Defaults to 'cyc_wb_mean'.
+        count_key (str): Key of how many positions that mean is over; the
+            ranks are weighted by it. Defaults to 'cyc_wb_count'.
     """
 
     priority = 'NORMAL'
@@ -67,7 +68,7 @@ class DCFSHook(Hook):
                  mode: str = 'momentum',
                  target: str = 'head.beta2',
                  mean_key: str = 'cyc_wb_mean',
-                 count_key: str = 'cyc_num_selected') -> None:
+                 count_key: str = 'cyc_wb_count') -> None:
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
         if not 0 <= kappa < 1:
