@@ -2,17 +2,11 @@
 # (through b6: 2048 channels at stride 8), initialised from the trained
 # classifier C, which stays frozen and gives CAM_A; the cycle-consistency head
 # and L_cls at lambda = 0.1 (Eq. 13).
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(448, 448))
+_base_ = ['./cam_resnet38.py']  # the same data preprocessing as stage 1
 model = dict(
+    _delete_=True,
     type='CyCSNet',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='ResNet38',
         with_b7=False,

@@ -11,6 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmcyc.utils import CAMStore
+from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import (cam_to_mask, class_activation_map, mask_cam_by_label,
                          multi_scale_cam, normalize_cam)
 
@@ -73,15 +74,8 @@ class CAMClassifier(BaseModel):
             raise ValueError(
                 f'dropout_ratio must be in [0, 1), got {dropout_ratio}')
         self.backbone = MODELS.build(backbone)
-        if in_channels is None:
-            out_channels = getattr(self.backbone, 'out_channels', None)
-            if out_channels is None:
-                raise ValueError(
-                    f'in_channels is not set and backbone '
-                    f'{type(self.backbone).__name__} has no `out_channels`; '
-                    f'set model.in_channels to the channels of output '
-                    f'{feature_index}')
-            in_channels = list(out_channels)[feature_index]
+        in_channels = feature_channels(self.backbone, feature_index,
+                                       in_channels)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feature_index = feature_index
@@ -113,10 +107,7 @@ class CAMClassifier(BaseModel):
     # ------------------------------------------------------------------ #
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """Return the classifier's feature map, shape (N, D, h, w)."""
-        feats = self.backbone(inputs)
-        if isinstance(feats, (list, tuple)):
-            feats = feats[self.feature_index]
-        return feats
+        return select_feature(self.backbone(inputs), self.feature_index)
 
     def cam(self, inputs: torch.Tensor) -> torch.Tensor:
         """Eq. 1 + ReLU for normalised inputs (N, 3, H, W) -> (N, C, h, w)."""

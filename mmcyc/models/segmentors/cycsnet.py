@@ -12,6 +12,7 @@ from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import mask_cam_by_label, normalize_cam
 from ..utils.psa_keys import check_state_dict_keys, unwrap_state_dict
 
@@ -147,12 +148,8 @@ class CyCSNet(BaseModel):
         self.head = MODELS.build(head)
         self.cam_classifier = MODELS.build(
             classifier_model_cfg(cam_classifier))
-        if in_channels is None:
-            out_channels = getattr(self.backbone, 'out_channels', None)
-            if out_channels is None:
-                raise ValueError('in_channels is not set and the backbone has '
-                                 'no `out_channels`; set model.in_channels')
-            in_channels = list(out_channels)[feature_index]
+        in_channels = feature_channels(self.backbone, feature_index,
+                                       in_channels)
         if self.cam_classifier.num_classes != num_classes:
             raise ValueError(
                 f'cam_classifier has {self.cam_classifier.num_classes} '
@@ -200,10 +197,7 @@ class CyCSNet(BaseModel):
     # ------------------------------------------------------------------ #
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """F's feature map, shape (N, D, h, w)."""
-        feats = self.backbone(inputs)
-        if isinstance(feats, (list, tuple)):
-            feats = feats[self.feature_index]
-        return feats
+        return select_feature(self.backbone(inputs), self.feature_index)
 
     @torch.no_grad()
     def cam_a(self, inputs_a: torch.Tensor, labels_a: torch.Tensor,
