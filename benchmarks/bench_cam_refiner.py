@@ -9,9 +9,9 @@ same run:
   images' banked vectors, Eq. 3-4 and 14 for all of them at once (chunked);
 - Algorithm 2 as written: F on the target, then for each of the N sampled
   images, F on that image, its vectors where its CAM exceeds beta1, and Eq.
-  14 for that image (at F's resolution; see ``run_naive``). The CAMs of the sampled images are read from memory
-  (the algorithm's "obtain CAMs by C" would add classifier passes: the
-  baseline is, if anything, favoured).
+  14 for that image (at F's resolution; see ``run_naive``). The CAMs of
+  the sampled images are read from memory (the algorithm's "obtain CAMs by
+  C" would add classifier passes: the baseline is, if anything, favoured).
 
 The bank's one-off build (F on every bank image) is timed separately and
 the number of targets after which it pays off is printed. FLOPs per target
@@ -107,6 +107,7 @@ def main():
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = args.device
+    torch.manual_seed(args.seed)
     net = MODELS.build(
         dict(type='ResNet38', with_b7=False, out_indices=(2, ),
              widen_factor=args.widen_factor)).to(device).eval()

@@ -18,7 +18,13 @@ model = dict(
         dropout_b7=0.0,
         init_cfg=None),
     dropout_ratio=0.0,
-    test_cfg=dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True))
+    # The reference scales (1.0, 0.5, 1.5, 2.0) are for ~500 px VOC images.
+    # Synthetic images are 96 px, so the 12x12 CAM of scale 1 spreads each
+    # part over the whole object and beyond (train mIoU 27.7 at bg 0.2, best
+    # sweep score 0.55); upscaling 2x and 3x gives the CAM about as many cells
+    # per object as VOC gets and puts the best background score back at the
+    # paper's 0.2 (train mIoU 34.1), measured on the default dataset.
+    test_cfg=dict(scales=(2.0, 3.0), flip=True))
 # from scratch: a larger lr with momentum (the reference fine-tunes at 0.01)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))

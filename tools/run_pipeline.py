@@ -8,10 +8,12 @@ Stages (each a call of the stage's own tool, as a user would run it):
 
 1. ``data``      generate the synthetic VOC-layout dataset if absent;
 2. ``cam_train`` train the CAM classifier (``tools/train.py``);
-3. ``cam_infer`` multi-scale CAMs of train and val, scored as pseudo masks
-   (``tools/test.py --cam-dir``);
+3. ``cam_infer`` multi-scale CAMs of train, val and train_aug (the reference
+   images of stage 3), scored as pseudo masks (``tools/test.py --cam-dir``);
 4. ``cyc_train`` train CyCSNet on image pairs from the stage-1 checkpoint
-   (``tools/train.py``), then draw its beta2 and loss curves.
+   (``tools/train.py``), then draw its beta2 and loss curves;
+5. ``refine``    revise the train CAMs with same-class images of train_aug
+   (Eq. 14, ``tools/refine_cam.py``) and score them.
 
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
@@ -38,7 +40,7 @@ sys.path.insert(0, REPO)
 from mmcyc.datasets.synthvoc import is_complete, make_synthvoc  # noqa: E402
 from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
-STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train')
+STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'refine')
 
 
 def parse_args():
@@ -139,7 +141,7 @@ class Pipeline:
         cam_dir = self.path('cams', 'cam')
         if force:  # CAMs of an older checkpoint must not be read back
             shutil.rmtree(cam_dir, ignore_errors=True)
-        for split in ('train', 'val'):
+        for split in ('train', 'val', 'train_aug'):
             metrics = self.path('metrics', f'cam_{split}.json')
             if force and osp.isfile(metrics):
                 os.remove(metrics)
@@ -190,6 +192,24 @@ class Pipeline:
             'cyc_train: curves in '
             f'{self.path("cyc", "curves", "vis_data", "vis_image")}; {stats}')
 
+    def refine(self, force: bool) -> None:
+        out_dir = self.path('cams', 'cyc')
+        metrics = self.path('metrics', 'cyc_train.json')
+        if force:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if osp.isfile(metrics):
+                os.remove(metrics)
+        if osp.isfile(metrics):
+            self.logger.info('refine: train refined and scored, skipped')
+            return
+        config = self.stage_config('cyc')
+        self.run_tool('refine_cam.py', config, self.final_checkpoint('cyc'),
+                      '--cam-dir', self.path('cams', 'cam'), '--out-dir',
+                      out_dir, '--split', 'ImageSets/Segmentation/train.txt',
+                      '--bank-split', 'ImageSets/Segmentation/train_aug.txt',
+                      '--metrics-json', metrics, '--cfg-options',
+                      *self.data_options(config))
+
     # ------------------------------------------------------------ results
     def collect(self) -> dict:
         rows = {}
@@ -201,6 +221,10 @@ class Pipeline:
                 rows[key] = metrics['mIoU']
                 rows[key + '_sweep_best'] = metrics['sweep/best_mIoU']
                 rows[key + '_sweep_bg'] = metrics['sweep/best_bg_score']
+        path = self.path('metrics', 'cyc_train.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                rows['cam_cyc'] = json.load(f)['mIoU']
         return rows
 
 
@@ -210,6 +234,8 @@ def write_results(rows: dict, work_dir: str) -> str:
         '| row | pseudo-mask mIoU (%) |', '|---|---|',
         f"| CAM, train (bg 0.2) | {rows.get('cam', float('nan')):.2f} |",
         f"| CAM, val (bg 0.2) | {rows.get('cam_val', float('nan')):.2f} |",
+        f"| CAM + Cyc, train (bg 0.2) | "
+        f"{rows.get('cam_cyc', float('nan')):.2f} |",
         f"| CAM, train, oracle bg {rows.get('cam_sweep_bg', float('nan'))} "
         f"| {rows.get('cam_sweep_best', float('nan')):.2f} |",
     ]

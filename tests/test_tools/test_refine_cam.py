@@ -84,7 +84,8 @@ def test_refined_cams_and_metrics(refined, stage_inputs, tiny_synthvoc):
     assert osp.isfile(osp.join(out, 'feature_bank.pth'))
     with open(osp.join(out, 'metrics.json')) as f:
         metrics = json.load(f)
-    assert 0 <= metrics['mIoU'] <= 100 and 0 <= metrics['mIoU_unrefined'] <= 100
+    assert 0 <= metrics['mIoU'] <= 100
+    assert 0 <= metrics['mIoU_unrefined'] <= 100
     assert metrics['num_targets'] == len(targets) and metrics['num_refs'] == 16
     log = proc.stdout + proc.stderr
     assert f'refining {len(targets)} targets' in log

@@ -219,6 +219,9 @@ class CAMRefiner(BaseModule):
         Drawn without replacement by a generator seeded by (seed, target
         name), so a target gets the same images in every run and on every
         rank. When fewer than N images qualify, all of them are used.
+        (Alg. 2 draws from the training set until N images qualify, so it
+        may draw an image twice; a repeat adds nothing to Eq. 14's maximum,
+        so distinct images are used instead.)
 
         Args:
             labels_t (Tensor): Multi-hot ``y_t``, shape (C, ).

@@ -64,8 +64,8 @@ class FeatureBank:
     beta1`` (``C^s`` = the stage-1 CAM of s read from a :class:`CAMStore`,
     downsampled bilinearly to F's resolution), at most K of them per
     (image, class): when more pass the threshold, a uniformly random subset
-    of K is kept, drawn from a generator seeded by ``(seed, 'bank/<name of s>')``
-    (kept in raster order). Vectors are stored fp16, sorted by (image,
+    of K is kept (in raster order), drawn from a generator seeded by
+    ``(seed, 'bank/<name of s>')``. Vectors are stored fp16, sorted by (image,
     class), with their image index and class.
 
     Relation to the paper's per-target sampling (Alg. 2): the paper samples
@@ -116,10 +116,13 @@ class FeatureBank:
         num_images, num_classes = self.labels.shape
         image_index, classes = image_index.long(), classes.long()
         key = image_index * num_classes + classes  # (T, )
-        order = torch.sort(key, stable=True).indices  # (T, )
-        self.vectors = vectors[order]  # (T, D)
-        self.image_index = image_index[order]  # (T, )
-        self.classes = classes[order]  # (T, )
+        if bool((key[1:] < key[:-1]).any()):  # built banks are sorted
+            order = torch.sort(key, stable=True).indices  # (T, )
+            vectors, image_index = vectors[order], image_index[order]
+            classes, key = classes[order], key[order]
+        self.vectors = vectors  # (T, D)
+        self.image_index = image_index  # (T, )
+        self.classes = classes  # (T, )
         # vectors of (image m, class c) are rows start[m, c] : + count[m, c]
         count = torch.bincount(
             key, minlength=num_images * num_classes)  # (M * C, )
