@@ -27,8 +27,11 @@ def test_results_and_outputs(pipeline_run):
     assert 'CAM, train (bg 0.2)' in proc.stdout
     # the synthetic dataset was generated in VOC layout
     assert (work / 'data' / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
-    # one CAM file per train and val image
-    assert len(list((work / 'work' / 'cams' / 'cam').glob('*.npz'))) == 8 + 8
+    # one CAM file per train_aug (train included) and val image
+    assert len(list((work / 'work' / 'cams' / 'cam').glob('*.npz'))) == 24 + 8
+    # stage 3: refined CAMs of the 8 train images, scored
+    assert len(list((work / 'work' / 'cams' / 'cyc').glob('*.npz'))) == 8
+    assert 0 <= results['cam_cyc'] <= 100
     # stage 2 ran with DCFS and its curves were drawn
     curves = work / 'work' / 'cyc' / 'curves'
     assert (curves / 'vis_data' / 'vis_image' /
@@ -53,6 +56,8 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
     assert 'is complete, skipped' in log
     assert 'cam: final checkpoint exists, skipped' in log
     assert 'cam_infer: train scored, skipped' in log
-    assert 'tools/train.py' not in log and 'tools/test.py' not in log
+    assert 'refine: train refined and scored, skipped' in log
+    for tool in ('train.py', 'test.py', 'refine_cam.py'):
+        assert f'tools/{tool}' not in log
     with open(work / 'work' / 'results.json') as f:
         assert json.load(f) == first
