@@ -25,6 +25,15 @@ EXPECTED = [
     (METRICS, 'CAMThresholdSweepMetric',
      'mmcyc.evaluation.metrics.cam_threshold_sweep_metric'),
     (HOOKS, 'DCFSHook', 'mmcyc.engine.hooks.dcfs_hook'),
+    (MODELS, 'CAMRefiner', 'mmcyc.models.refiners.cam_refiner'),
+    (MODELS, 'AffinityNet', 'mmcyc.models.segmentors.affinity_net'),
+    (MODELS, 'AffinityEmbedHead', 'mmcyc.models.heads.affinity_embed_head'),
+    (MODELS, 'AffinityRWPostprocessor',
+     'mmcyc.models.postprocessors.affinity_rw_postprocessor'),
+    (TRANSFORMS, 'LoadAffinityScores',
+     'mmcyc.datasets.transforms.load_affinity_scores'),
+    (TRANSFORMS, 'PackAffinityInputs',
+     'mmcyc.datasets.transforms.pack_affinity_inputs'),
 ]
 
 

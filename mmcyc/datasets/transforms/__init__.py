@@ -6,3 +6,7 @@ __all__ = [
     'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
     'PackImageLabelInputs'
 ]
+from .load_affinity_scores import LoadAffinityScores  # noqa: E402
+from .pack_affinity_inputs import PackAffinityInputs  # noqa: E402
+
+__all__ += ['LoadAffinityScores', 'PackAffinityInputs']

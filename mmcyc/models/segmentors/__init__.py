@@ -1,3 +1,4 @@
+from .affinity_net import AffinityNet
 from .cycsnet import CyCSNet
 
-__all__ = ['CyCSNet']
+__all__ = ['AffinityNet', 'CyCSNet']

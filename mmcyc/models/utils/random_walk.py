@@ -20,11 +20,14 @@ paired with ``(y + dy, x + dx)`` for every offset, which always lies inside
 the map. So pixels in the bottom ``r`` rows and in the ``r`` left and right
 columns are never a "from" pixel: pairs whose both ends lie there are absent
 (e.g. two horizontal neighbours in column 0), although they are within the
-radius. Every unordered pair appears at most once (the offsets are a half
-disk). Here the crop is derived from the offsets (bottom = max dy, left =
-max -dx, right = max dx), which equals psa's ``radius - 1`` on all three
-sides for every ``radius >= 2``. Maps smaller than ``(r + 1) x (2 r + 1)``
-have no pair at all (psa fails on them; here the walk is then the identity).
+radius; a few corner pixels have no pair at all (for radius 5: ``(0, 0..3)``
+and three in each bottom corner, e.g. ``(h-1, 0), (h-1, 1), (h-2, 0)``), so
+the walk leaves their scores as they are. Every unordered pair appears at
+most once (the offsets are a half disk). Here the crop is derived from the
+offsets (bottom = max dy, left = max -dx, right = max dx), which equals
+psa's ``radius - 1`` on all three sides for every ``radius >= 2``. Maps
+smaller than ``(r + 1) x (2 r + 1)`` have no pair at all (psa fails on
+them; here the walk is then the identity).
 
 **The walk** (psa ``network/resnet38_aff.py`` ``forward(to_dense=True)`` and
 ``infer_aff.py``): the dense matrix ``A`` holds ``a_ij`` at (from, to) and
@@ -34,10 +37,11 @@ A_ij / d_j`` with ``d_j = sum_i A_ij``); ``T`` is squared ``logt = 8``
 times, giving ``T^256``; the scores ``(K, hw)`` become ``scores @ T^256``.
 One step ``s <- s @ T`` is ``s_j <- (s_j + sum_(i~j) a_ij^beta s_i) / d_j``,
 a weighted average over ``j``'s neighbourhood. :func:`random_walk` applies
-that step ``steps`` times with a sparse matrix of ``h w (2 P + 1)`` entries
-instead of squaring the dense ``hw x hw`` one: the same result (up to
+that step ``steps`` times with a sparse matrix of ``h w + 2 P h' w'``
+entries instead of squaring the dense ``hw x hw`` one: the same result (up to
 float rounding) in memory linear in ``h w``.
 """
+import warnings
 from typing import List, Sequence, Tuple
 
 import torch
@@ -159,7 +163,7 @@ def pair_affinity(embedding: torch.Tensor, offsets: Offsets) -> torch.Tensor:
 
 def transition_matrix(affinity: torch.Tensor, size: Tuple[int, int],
                       offsets: Offsets, beta: float = 8.0) -> torch.Tensor:
-    """psa's transition matrix, transposed, as a sparse block-diagonal matrix.
+    """psa's transition matrix, transposed, sparse and block-diagonal.
 
     ``A`` (per image, hw x hw): ``a_ij^beta`` at both (i, j) and (j, i) for
     every pair, 1 on the diagonal; psa's ``T = A / A.sum(0)``. This returns
@@ -212,8 +216,13 @@ def transition_matrix(affinity: torch.Tensor, size: Tuple[int, int],
     vals = torch.cat([flat_w.reshape(-1), flat_w.reshape(-1),
                       torch.ones_like(deg)]) / deg[rows]
     matrix = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), vals, (num * area, num * area))
-    return matrix.coalesce().to_sparse_csr()
+        torch.stack([rows, cols]),
+        vals, (num * area, num * area),
+        check_invariants=False)  # indices are in range by construction
+    with warnings.catch_warnings():
+        # torch's "Sparse CSR tensor support is in beta state" notice.
+        warnings.filterwarnings('ignore', message='.*Sparse CSR.*beta.*')
+        return matrix.coalesce().to_sparse_csr()
 
 
 def random_walk(scores: torch.Tensor,
@@ -250,9 +259,15 @@ def random_walk(scores: torch.Tensor,
     if affinity.shape[0] != num:
         raise ValueError(f'affinity has batch size {affinity.shape[0]} but '
                          f'scores have {num}')
-    matrix = transition_matrix(affinity, (height, width), offsets, beta)
-    # (N h w, K): one column per channel, the batch stacked block by block.
-    state = scores.to(matrix.dtype).permute(0, 2, 3, 1).reshape(-1, channels)
+    dtype = torch.promote_types(
+        torch.promote_types(scores.dtype, affinity.dtype), torch.float32)
+    matrix = transition_matrix(
+        affinity.to(dtype), (height, width), offsets, beta)
+    # (N h w, K): one column per channel, the batch stacked block by block;
+    # contiguous, as the sparse product is many times slower on a strided
+    # operand.
+    state = scores.to(dtype).permute(0, 2, 3, 1).reshape(-1, channels)
+    state = state.contiguous()
     for _ in range(steps):
         state = matrix @ state  # (N h w, K)
     state = state.reshape(num, height, width, channels)
