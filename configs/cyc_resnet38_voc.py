@@ -5,3 +5,31 @@ _base_ = [
     './_base_/models/cyc_resnet38.py', './_base_/datasets/voc12_pairs.py',
     './_base_/schedules/cyc_8ep.py', './_base_/default_runtime.py'
 ]
+
+# CAM_A from the CAMs stage 1 wrote instead of running the frozen classifier C
+# every step (faster, less GPU memory; the CAMs are then the multi-scale ones
+# of stage 1, cropped and flipped with the image, instead of single-scale CAMs
+# of the crop). Needs the CAM files of every train_aug image:
+#   bash tools/dist_test.sh configs/cam_resnet38_voc.py \
+#       work_dirs/cam_resnet38_voc/epoch_8.pth 8 --cam-dir work_dirs/cams \
+#       --cfg-options \
+#       test_dataloader.dataset.ann_file=ImageSets/Segmentation/train_aug.txt
+# Then uncomment:
+# model = dict(
+#     cam_source='disk',
+#     # optional: do not build C at all; F is still initialised from the
+#     # backbone.* weights of cam_classifier_checkpoint
+#     cam_classifier=None)
+# train_pipeline = [
+#     dict(type='LoadCheckedImageFromFile'),
+#     # right after loading: the CAM files have the original image size
+#     dict(type='LoadCAMFromFile', cam_dir='work_dirs/cams', num_classes=20),
+#     # mmseg's Resize moves gt_cam too (nearest); mmcv's would not
+#     dict(type='RandomResize', scale=(768, 448), ratio_range=(0.58, 1.0),
+#          keep_ratio=True, resize_type='mmseg.Resize'),
+#     dict(type='RandomCrop', crop_size=(448, 448)),
+#     dict(type='RandomFlip', prob=0.5),
+#     dict(type='PhotoMetricDistortion'),
+#     dict(type='PackImageLabelInputs'),
+# ]
+# train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

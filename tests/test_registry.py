@@ -30,6 +30,7 @@ EXPECTED = [
     (MODELS, 'AffinityEmbedHead', 'mmcyc.models.heads.affinity_embed_head'),
     (MODELS, 'AffinityRWPostprocessor',
      'mmcyc.models.postprocessors.affinity_rw_postprocessor'),
+    (TRANSFORMS, 'LoadCAMFromFile', 'mmcyc.datasets.transforms.loading'),
     (TRANSFORMS, 'LoadAffinityScores',
      'mmcyc.datasets.transforms.load_affinity_scores'),
     (TRANSFORMS, 'PackAffinityInputs',

@@ -2,8 +2,8 @@
 from .cls_labels import (VOC_CLASSES, labels_from_mask, load_cls_labels,
                          save_cls_labels, voc_palette)
 from .synthvoc import SynthSample, is_complete, make_synthvoc, synth_sample
-from .transforms import (LoadCheckedAnnotations, LoadCheckedImageFromFile,
-                         PackImageLabelInputs)
+from .transforms import (LoadCAMFromFile, LoadCheckedAnnotations,
+                         LoadCheckedImageFromFile, PackImageLabelInputs)
 from .voc_image_label import VOCImageLabelDataset, read_image_names
 
 __all__ = [
@@ -11,7 +11,7 @@ __all__ = [
     'labels_from_mask', 'make_synthvoc', 'is_complete', 'synth_sample',
     'SynthSample', 'VOCImageLabelDataset', 'read_image_names',
     'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
-    'PackImageLabelInputs'
+    'PackImageLabelInputs', 'LoadCAMFromFile'
 ]
 from .pair_collate import pair_collate  # noqa: E402
 from .paired_voc import PairedVOCDataset  # noqa: E402

@@ -10,9 +10,10 @@ from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 from PIL import Image
 
-from mmcyc.datasets import (LoadCheckedAnnotations, LoadCheckedImageFromFile,
-                            PackImageLabelInputs, VOCImageLabelDataset,
-                            make_synthvoc)
+from mmcyc.datasets import (LoadCAMFromFile, LoadCheckedAnnotations,
+                            LoadCheckedImageFromFile, PackImageLabelInputs,
+                            VOCImageLabelDataset, make_synthvoc)
+from mmcyc.utils import save_cam
 
 
 @pytest.fixture(scope='module')
@@ -39,6 +40,8 @@ def test_registered_in_mmseg():
         for cls in (LoadCheckedImageFromFile, LoadCheckedAnnotations,
                     PackImageLabelInputs):
             assert type(TRANSFORMS.build(dict(type=cls.__name__))) is cls
+        assert type(TRANSFORMS.build(
+            dict(type='LoadCAMFromFile', cam_dir='cams'))) is LoadCAMFromFile
 
 
 def test_pipeline_packs_image_mask_and_label(dataset):
@@ -153,3 +156,129 @@ def test_mask_label_ids(tmp_path):
         LoadCheckedAnnotations(num_classes=20)(ann_results(path))
     with pytest.raises(ValueError, match='num_classes'):
         LoadCheckedAnnotations(num_classes=0)
+
+
+# --------------------------------------------------------------------- #
+# LoadCAMFromFile: stored CAMs that follow the image
+CAM_SIZE = (30, 44)  # (H, W)
+
+
+@pytest.fixture
+def cam_image(tmp_path):
+    """A PNG whose pixels encode their (row, col) and its CAM file."""
+    height, width = CAM_SIZE
+    rows, cols = np.mgrid[:height, :width]
+    img = np.stack([rows, cols, np.zeros_like(rows)], -1).astype(np.uint8)
+    img_path = str(tmp_path / 'img_0001.png')
+    Image.fromarray(img).save(img_path)  # lossless: exact coordinates
+    rng = np.random.default_rng(0)
+    cams = rng.random((2, height, width)).astype(np.float32)
+    cam_dir = tmp_path / 'cams'
+    save_cam(str(cam_dir / 'img_0001.npz'), cams, np.array([2, 7]))
+    dense = np.zeros((height, width, 20), np.float32)
+    dense[..., 2], dense[..., 7] = cams[0], cams[1]
+    return dict(img_path=img_path, img_label=np.eye(20, dtype=np.float32)[2]
+                + np.eye(20, dtype=np.float32)[7]), str(cam_dir), dense
+
+
+def load_with_cam(cam_image, *transforms):
+    info, cam_dir, _ = cam_image
+    pipeline = Compose([LoadCheckedImageFromFile(),
+                        LoadCAMFromFile(cam_dir)] + list(transforms))
+    return pipeline(dict(info))
+
+
+def offset_of(results):
+    """(row, col) of the crop's top-left pixel in the original image."""
+    img = results['img']  # BGR: channel 2 is the row, 1 the column
+    return int(img[0, 0, 2]), int(img[0, 0, 1])
+
+
+def test_cam_loaded_as_a_dense_seg_field(cam_image):
+    _, _, dense = cam_image
+    out = load_with_cam(cam_image)
+    cam = out['gt_cam']
+    assert cam.shape == (*CAM_SIZE, 20) and cam.dtype == np.float32
+    np.testing.assert_allclose(cam, dense, atol=1e-3)  # stored as fp16
+    assert cam[..., [c for c in range(20) if c not in (2, 7)]].max() == 0
+    assert out['seg_fields'] == ['gt_cam']
+
+
+def test_cam_follows_crop_and_flip_exactly(cam_image):
+    _, _, dense = cam_image
+    stored = load_with_cam(cam_image)['gt_cam']
+    flipped = load_with_cam(
+        cam_image, TRANSFORMS.build(dict(type='RandomFlip', prob=1.0)))
+    np.testing.assert_array_equal(flipped['gt_cam'], stored[:, ::-1])
+    flips, offsets = set(), set()
+    for seed in range(4):
+        np.random.seed(seed)
+        out = load_with_cam(
+            cam_image,
+            TRANSFORMS.build(dict(type='RandomCrop', crop_size=(16, 20))),
+            TRANSFORMS.build(dict(type='RandomFlip', prob=0.5)))
+        row, col = offset_of(out) if not out['flip'] else \
+            (offset_of(out)[0], int(out['img'][0, -1, 1]))
+        expected = stored[row:row + 16, col:col + 20]
+        if out['flip']:
+            expected = expected[:, ::-1]
+        assert out['gt_cam'].shape == (16, 20, 20)
+        np.testing.assert_array_equal(out['gt_cam'], expected)
+        flips.add(out['flip'])
+        offsets.add((row, col))
+    assert flips == {True, False} and len(offsets) > 1
+
+
+@pytest.mark.parametrize('ratio', [0.5, 1.5])
+def test_cam_follows_random_resize_nearest(cam_image, ratio):
+    stored = load_with_cam(cam_image)['gt_cam']
+    resize = dict(type='RandomResize', scale=(44, 30),
+                  ratio_range=(ratio, ratio), keep_ratio=True)
+    # the configs' default_scope = 'mmseg' makes RandomResize build mmseg's
+    # Resize, which resizes every seg field
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        out = load_with_cam(cam_image, TRANSFORMS.build(resize))
+    cam = out['gt_cam']
+    assert cam.dtype == np.float32 and cam.shape[2] == 20
+    assert cam.shape[:2] == out['img'].shape[:2] != CAM_SIZE
+    # nearest interpolation: every resized pixel is a stored pixel
+    stored_pixels = {tuple(p) for p in stored.reshape(-1, 20)}
+    assert all(tuple(p) in stored_pixels for p in cam.reshape(-1, 20))
+
+
+def test_pack_gt_cam(cam_image):
+    out = load_with_cam(cam_image, PackImageLabelInputs())
+    sample = out['data_samples']
+    stored = load_with_cam(cam_image)['gt_cam']
+    assert sample.gt_cam.data.shape == (20, *CAM_SIZE)
+    assert sample.gt_cam.data.dtype == torch.float32
+    assert torch.equal(sample.gt_cam.data,
+                       torch.from_numpy(stored).permute(2, 0, 1))
+    no_cam = Compose([LoadCheckedImageFromFile(), PackImageLabelInputs()])
+    assert 'gt_cam' not in no_cam(dict(cam_image[0]))['data_samples']
+    # mmcv's own Resize moves gt_seg_map only: caught when packing
+    mmcv_resize = TRANSFORMS.build(
+        dict(type='RandomResize', scale=(44, 30), ratio_range=(2.0, 2.0),
+             keep_ratio=True, resize_type='mmcv.Resize'))
+    with pytest.raises(ValueError, match=r'shape \(30, 44, 20\).*'
+                       r'image size \(60, 88\)'):
+        load_with_cam(cam_image, mmcv_resize, PackImageLabelInputs())
+
+
+def test_cam_file_errors(cam_image, tmp_path):
+    info, cam_dir, _ = cam_image
+    missing = dict(info, img_path=str(tmp_path / 'other.jpg'))
+    with pytest.raises(FileNotFoundError,
+                       match=re.escape(osp.join(cam_dir, 'other.npz'))):
+        LoadCAMFromFile(cam_dir)(missing)
+    save_cam(osp.join(cam_dir, 'img_0001.npz'), np.zeros((1, 30, 40)),
+             np.array([3]))
+    with pytest.raises(ValueError, match=r'img_0001\.npz has size \(30, '
+                       r'40\) but image .* has \(30, 44\)'):
+        load_with_cam(cam_image)
+    save_cam(osp.join(cam_dir, 'img_0001.npz'), np.zeros((1, 30, 44)),
+             np.array([25]))
+    with pytest.raises(ValueError, match=r'img_0001\.npz: CAM labels \[25\]'):
+        load_with_cam(cam_image)
+    with pytest.raises(ValueError, match='num_classes'):
+        LoadCAMFromFile(cam_dir, num_classes=0)

@@ -1,10 +1,11 @@
 """Data transforms registered in ``mmseg.registry.TRANSFORMS``."""
 from .formatting import PackImageLabelInputs
-from .loading import LoadCheckedAnnotations, LoadCheckedImageFromFile
+from .loading import (LoadCAMFromFile, LoadCheckedAnnotations,
+                      LoadCheckedImageFromFile)
 
 __all__ = [
     'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
-    'PackImageLabelInputs'
+    'PackImageLabelInputs', 'LoadCAMFromFile'
 ]
 from .load_affinity_scores import LoadAffinityScores  # noqa: E402
 from .pack_affinity_inputs import PackAffinityInputs  # noqa: E402

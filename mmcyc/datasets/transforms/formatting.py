@@ -3,6 +3,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 
@@ -19,9 +20,14 @@ class PackImageLabelInputs(PackSegInputs):
     The multi-hot image-level label ``results[label_key]`` becomes
     ``data_sample.gt_img_label``, a float32 tensor of shape ``(num_classes,)``.
     It enters the meta information only if ``label_key`` is listed in
-    ``meta_keys``.
+    ``meta_keys``. A stored CAM ``results['gt_cam']`` (H, W, C) from
+    :class:`LoadCAMFromFile`, if present, becomes ``data_sample.gt_cam``, a
+    :class:`PixelData` of float32 data (C, H, W). ``SegDataPreProcessor``
+    pads ``gt_sem_seg`` only, so in a padded batch ``gt_cam`` keeps each
+    image's own size (``CyCSNet`` pads it). Its size must be the image's.
 
     Required keys: ``label_key`` (and what :class:`PackSegInputs` packs).
+    Optional keys: ``gt_cam``.
     Added keys: ``inputs`` ((C, H, W) tensor), ``data_samples``
     (SegDataSample).
 
@@ -51,6 +57,19 @@ class PackImageLabelInputs(PackSegInputs):
                 f'{label.shape}, expected (num_classes,)')
         packed = super().transform(results)
         packed['data_samples'].gt_img_label = torch.from_numpy(label.copy())
+        if 'gt_cam' in results:
+            cam = np.asarray(results['gt_cam'], dtype=np.float32)
+            img_size = results['img'].shape[:2]
+            if cam.ndim != 3 or cam.shape[:2] != img_size:
+                raise ValueError(
+                    f'gt_cam of {results.get("img_path")} has shape '
+                    f'{cam.shape}, expected (H, W, num_classes) with the '
+                    f'image size {img_size}: a transform moved the image '
+                    'but not the seg fields (e.g. mmcv\'s Resize; use '
+                    "mmseg's, RandomResize(resize_type='mmseg.Resize'))")
+            cam = np.ascontiguousarray(cam.transpose(2, 0, 1))  # (C, H, W)
+            packed['data_samples'].gt_cam = PixelData(
+                data=torch.from_numpy(cam))
         return packed
 
     def __repr__(self) -> str:

@@ -1,17 +1,21 @@
-"""Image and mask loading that fails with messages naming the file at fault.
+"""Image, mask and CAM loading with errors naming the file at fault.
 
 mmcv's loaders report a missing or undecodable file as ``AssertionError: failed
 to load image`` or ``AttributeError: 'NoneType' object has no attribute
 'squeeze'``; these subclasses check first and say which file is wrong and what
-was expected.
+was expected. :class:`LoadCAMFromFile` reads the CAM files of
+:mod:`mmcyc.utils.cam_io` with the same kind of checks.
 """
+import os.path as osp
 from typing import Optional
 
 import mmengine.fileio as fileio
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
+
+from mmcyc.utils.cam_io import CAMStore, dense_cam, load_cam
 
 
 @TRANSFORMS.register_module()
@@ -104,3 +108,87 @@ class LoadCheckedAnnotations(LoadAnnotations):
     def __repr__(self) -> str:
         return (f'{super().__repr__()[:-1]}, num_classes={self.num_classes}, '
                 f'ignore_index={self.ignore_index})')
+
+
+@TRANSFORMS.register_module()
+class LoadCAMFromFile(BaseTransform):
+    """Load an image's stored CAMs as a dense map that follows the image.
+
+    Reads ``<cam_dir>/<image stem>.npz`` (the format of
+    :mod:`mmcyc.utils.cam_io`: the K labelled maps at the original image
+    size), scatters it into all ``num_classes`` channels (zeros for the
+    classes not stored) and stores it as ``results['gt_cam']``, a float32
+    (H, W, num_classes) array registered in ``seg_fields``. mmseg's
+    geometric transforms thus move it with the image: ``RandomCrop`` and
+    ``RandomFlip`` exactly, ``Resize`` / ``RandomResize`` with *nearest*
+    interpolation (mmseg resizes every seg field so): each resized value is
+    a stored one, a blockier but unbiased copy of the smooth map, which the
+    model then resizes bilinearly to F's resolution anyway.
+    ``RandomResize`` must build mmseg's ``Resize`` (the default under
+    ``default_scope = 'mmseg'``, or ``resize_type='mmseg.Resize'``): mmcv's
+    ``Resize`` resizes ``gt_seg_map`` only and would leave ``gt_cam``
+    behind, which :class:`PackImageLabelInputs` reports as a size mismatch.
+    Transforms that only touch ``img`` (e.g. ``PhotoMetricDistortion``)
+    leave it alone.
+    :class:`PackImageLabelInputs` packs it as ``data_sample.gt_cam``.
+
+    Used by ``CyCSNet(cam_source='disk')`` to read CAM_A from the CAMs of
+    stage 1 instead of running the frozen classifier. Place it right after
+    the image is loaded, before any resize: the CAM must have the image's
+    size.
+
+    Required keys: ``img_path``, ``img``. Added keys: ``gt_cam``;
+    ``seg_fields`` gets ``'gt_cam'``.
+
+    Args:
+        cam_dir (str): Folder of ``<image stem>.npz`` CAM files.
+        num_classes (int): Foreground classes of the dense map. Defaults to
+            20 (PASCAL VOC).
+
+    Raises:
+        FileNotFoundError: If the image has no CAM file in ``cam_dir``.
+        ValueError: If the CAM file cannot be read, holds class indices of
+            ``num_classes`` or more, or its size differs from the image's.
+    """
+
+    def __init__(self, cam_dir: str, num_classes: int = 20) -> None:
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        self.cam_dir = cam_dir
+        self.num_classes = num_classes
+        self.store = CAMStore(cam_dir)
+
+    def transform(self, results: dict) -> dict:
+        img_path = results['img_path']
+        path = self.store.path(img_path)
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'CAM file {path} of image {img_path} not found: expected '
+                f'one <image stem>.npz per image in cam_dir={self.cam_dir!r} '
+                '(written by tools/test.py --cam-dir with the stage-1 '
+                'config)')
+        if 'img' not in results:
+            raise KeyError('LoadCAMFromFile needs the loaded image: put it '
+                           'after LoadCheckedImageFromFile')
+        cams, labels = load_cam(path)  # (K, H, W), (K, )
+        try:
+            cam = dense_cam(cams, labels, self.num_classes)  # (C, H, W)
+        except ValueError as err:
+            raise ValueError(f'CAM file {path}: {err}') from err
+        height, width = results['img'].shape[:2]
+        if tuple(cam.shape[1:]) != (height, width):
+            raise ValueError(
+                f'CAM file {path} has size {tuple(cam.shape[1:])} but image '
+                f'{img_path} has ({height}, {width}): expected CAMs at the '
+                'original image size; put LoadCAMFromFile before any resize')
+        # (C, H, W) -> (H, W, C), the layout of seg fields
+        results['gt_cam'] = np.ascontiguousarray(
+            cam.numpy().transpose(1, 2, 0))
+        seg_fields = results.setdefault('seg_fields', [])
+        if 'gt_cam' not in seg_fields:
+            seg_fields.append('gt_cam')
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(cam_dir={self.cam_dir!r}, '
+                f'num_classes={self.num_classes})')

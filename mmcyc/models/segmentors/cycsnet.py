@@ -18,6 +18,28 @@ from ..utils.psa_keys import check_state_dict_keys, unwrap_state_dict
 
 SampleList = List[SegDataSample]
 
+CAM_SOURCES = ('classifier', 'disk')
+
+
+def fit_to_size(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Zero-pad or crop maps at the bottom / right to ``size``.
+
+    ``SegDataPreProcessor`` pads each image at the bottom and right to the
+    batch's input size; this puts a map of the unpadded image into the same
+    frame (padding is zero: no activation there).
+
+    Args:
+        maps (Tensor): Maps of one image, shape (C, H, W).
+        size (Sequence[int]): Target (H', W').
+
+    Returns:
+        Tensor: Shape (C, H', W'); ``maps[:, :H', :W']`` in the top-left
+        corner, zeros elsewhere.
+    """
+    height, width = size
+    maps = maps[:, :height, :width]
+    return F.pad(maps, (0, width - maps.shape[2], 0, height - maps.shape[1]))
+
 
 def load_backbone_from_classifier(backbone: nn.Module, checkpoint: str,
                                   prefix: str = 'backbone.') -> List[str]:
@@ -87,8 +109,11 @@ class CyCSNet(BaseModel):
     F is the classifier's backbone without its last block (ResNet-38 through
     ``b6``, 2048 channels at stride 8), initialised from the trained
     classifier C, plus a classification branch (Dropout2d -> GAP -> 1x1 conv)
-    that keeps L_cls (Eq. 12). C itself is frozen (eval mode, no gradient)
-    and gives CAM_A.
+    that keeps L_cls (Eq. 12). CAM_A comes from C itself, frozen (eval mode,
+    no gradient), with ``cam_source='classifier'``; or, with
+    ``cam_source='disk'``, from the CAMs that stage 1 wrote for every image,
+    which ``LoadCAMFromFile`` reads and the pipeline crops and flips with the
+    image (``data_sample.gt_cam``), so C is never run.
 
     A batch holds N pairs as ``inputs = [A_1..A_N, B_1..B_N]`` with matching
     ``data_samples`` (see ``pair_collate``); every sample carries
@@ -97,7 +122,11 @@ class CyCSNet(BaseModel):
     Call order (``mode='loss'``)::
 
         backbone(A and B)                  -> F_A, F_B   (N, D, h, w)
-        cam_classifier.cam(A) (no grad)    -> mask_cam_by_label
+        cam_source='classifier':
+            cam_classifier.cam(A) (no grad)          (N, C, h', w')
+        cam_source='disk':
+            A's gt_cam -> fit_to_size(input size)    (N, C, H, W)
+        -> bilinear to (h, w) -> mask_cam_by_label
             -> normalize_cam (Eq. 2)       -> CAM_A      (N, C, h, w)
         head.loss(F_A, F_B, CAM_A, shared) -> loss_cyc (Eq. 3-8, 10-11) and
                                               the DCFS statistics
@@ -110,14 +139,24 @@ class CyCSNet(BaseModel):
         backbone (dict): F's backbone (e.g. ResNet38 with ``with_b7=False``,
             ``out_indices=(2, )``).
         head (dict): ``CycleConsistencyHead`` config.
-        cam_classifier (dict | str): The trained classifier C: a model config
-            dict, or the path of the stage-1 config whose ``model`` it is (its
-            data preprocessor and ``init_cfg`` are dropped; C's weights come
-            from ``cam_classifier_checkpoint``).
+        cam_classifier (dict | str, optional): The trained classifier C: a
+            model config dict, or the path of the stage-1 config whose
+            ``model`` it is (its data preprocessor and ``init_cfg`` are
+            dropped; C's weights come from ``cam_classifier_checkpoint``).
+            Required with ``cam_source='classifier'``. With ``'disk'`` it
+            may be None: C is then not built (saving its memory), and F is
+            initialised straight from the ``backbone.*`` keys of
+            ``cam_classifier_checkpoint``; if given, C is built and loaded
+            as usual (``cam_a`` stays available) but never run by ``loss``.
         cam_classifier_checkpoint (str, optional): C's checkpoint. It also
             initialises F's backbone unless ``init_from_classifier`` is
-            False. None leaves C randomly initialised (tests only).
+            False. None leaves C (and F) randomly initialised (tests only).
         init_from_classifier (bool): Initialise F from C's checkpoint.
+        cam_source (str): Where CAM_A comes from: ``'classifier'`` (run C on
+            A, the default) or ``'disk'`` (``data_sample.gt_cam`` of A, from
+            ``LoadCAMFromFile`` in the train pipeline). Disk CAMs are
+            zero-padded to the batch's input size, as the images are, since
+            ``SegDataPreProcessor`` pads only ``gt_sem_seg``.
         num_classes (int): Foreground classes. Defaults to 20.
         in_channels (int, optional): Channels of F's feature map; taken from
             ``backbone.out_channels`` when None.
@@ -131,9 +170,10 @@ class CyCSNet(BaseModel):
     def __init__(self,
                  backbone: dict,
                  head: dict,
-                 cam_classifier: Union[dict, str],
+                 cam_classifier: Optional[Union[dict, str]] = None,
                  cam_classifier_checkpoint: Optional[str] = None,
                  init_from_classifier: bool = True,
+                 cam_source: str = 'classifier',
                  num_classes: int = 20,
                  in_channels: Optional[int] = None,
                  feature_index: int = -1,
@@ -142,15 +182,31 @@ class CyCSNet(BaseModel):
                      type='MultiLabelSoftMarginLoss', loss_weight=0.1),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        if cam_source not in CAM_SOURCES:
+            raise ValueError(f'cam_source must be one of {CAM_SOURCES}, got '
+                             f'{cam_source!r}')
+        if cam_classifier is None and cam_source == 'classifier':
+            raise ValueError(
+                "cam_source='classifier' needs cam_classifier (C's model "
+                "config or stage-1 config file); only cam_source='disk' "
+                'works without it')
+        if (cam_classifier is None and cam_classifier_checkpoint is not None
+                and not init_from_classifier):
+            raise ValueError(
+                f'cam_classifier_checkpoint {cam_classifier_checkpoint} would '
+                'be unused: without cam_classifier it only initialises F; set '
+                'init_from_classifier=True or drop the checkpoint')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.cam_source = cam_source
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
-        self.cam_classifier = MODELS.build(
-            classifier_model_cfg(cam_classifier))
+        self.cam_classifier = None if cam_classifier is None else \
+            MODELS.build(classifier_model_cfg(cam_classifier))
         in_channels = feature_channels(self.backbone, feature_index,
                                        in_channels)
-        if self.cam_classifier.num_classes != num_classes:
+        if (self.cam_classifier is not None
+                and self.cam_classifier.num_classes != num_classes):
             raise ValueError(
                 f'cam_classifier has {self.cam_classifier.num_classes} '
                 f'classes but num_classes is {num_classes}')
@@ -165,10 +221,14 @@ class CyCSNet(BaseModel):
         self.init_from_classifier = init_from_classifier
         if cam_classifier_checkpoint is not None:
             self._load_classifier(cam_classifier_checkpoint)
-        self.cam_classifier.requires_grad_(False)
-        self.cam_classifier.eval()
+        if self.cam_classifier is not None:
+            self.cam_classifier.requires_grad_(False)
+            self.cam_classifier.eval()
 
     def _load_classifier(self, checkpoint: str) -> None:
+        if self.cam_classifier is None:  # cam_source='disk': only F to load
+            load_backbone_from_classifier(self.backbone, checkpoint)
+            return
         loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
         state_dict = unwrap_state_dict(loaded, checkpoint)
         missing, unexpected = check_state_dict_keys(self.cam_classifier,
@@ -191,7 +251,8 @@ class CyCSNet(BaseModel):
     def train(self, mode: bool = True) -> 'CyCSNet':
         """Set train mode; the frozen classifier C always stays in eval."""
         super().train(mode)
-        self.cam_classifier.eval()
+        if self.cam_classifier is not None:
+            self.cam_classifier.eval()
         return self
 
     # ------------------------------------------------------------------ #
@@ -207,7 +268,52 @@ class CyCSNet(BaseModel):
         Returns:
             Tensor: (N, C, h, w) normalised CAMs, zero for absent classes.
         """
+        if self.cam_classifier is None:
+            raise RuntimeError(
+                'cam_a needs the classifier C, which is not built '
+                "(cam_source='disk' with cam_classifier=None); use "
+                'stored_cam_a')
         cam = self.cam_classifier.cam(inputs_a).float()  # (N, C, h', w')
+        if tuple(cam.shape[2:]) != tuple(size):
+            cam = F.interpolate(
+                cam, size=tuple(size), mode='bilinear', align_corners=False)
+        return normalize_cam(mask_cam_by_label(cam, labels_a))
+
+    @torch.no_grad()
+    def stored_cam_a(self, data_samples_a: SampleList,
+                     labels_a: torch.Tensor, input_size: Sequence[int],
+                     size: Sequence[int]) -> torch.Tensor:
+        """CAM_A from the stored CAMs of A (``cam_source='disk'``).
+
+        Each ``gt_cam`` (C, H_i, W_i) is zero-padded (or cropped) at the
+        bottom / right to the batch's input size, as the data preprocessor
+        pads the images, resized bilinearly to F's (h, w), masked by A's
+        labels and normalised by its maximum over the crop (Eq. 2), the same
+        as :meth:`cam_a`.
+
+        Args:
+            data_samples_a (list[SegDataSample]): A's samples with
+                ``gt_cam`` (see ``LoadCAMFromFile``).
+            labels_a (Tensor): A's multi-hot labels, shape (N, C).
+            input_size (Sequence[int]): The batch's input (H, W).
+            size (Sequence[int]): F's (h, w).
+
+        Returns:
+            Tensor: (N, C, h, w) normalised CAMs, zero for absent classes.
+        """
+        if not all('gt_cam' in s for s in data_samples_a):
+            raise ValueError(
+                "cam_source='disk' reads CAM_A from data_sample.gt_cam, which "
+                'the A images lack: add LoadCAMFromFile to the pipeline '
+                '(after LoadCheckedImageFromFile)')
+        cam = torch.stack([
+            fit_to_size(s.gt_cam.data.to(labels_a.device).float(), input_size)
+            for s in data_samples_a
+        ])  # (N, C, H, W)
+        if cam.shape[1] != self.num_classes:
+            raise ValueError(
+                f'gt_cam has {cam.shape[1]} channels but the model has '
+                f'{self.num_classes} classes (LoadCAMFromFile num_classes)')
         if tuple(cam.shape[2:]) != tuple(size):
             cam = F.interpolate(
                 cam, size=tuple(size), mode='bilinear', align_corners=False)
@@ -234,8 +340,13 @@ class CyCSNet(BaseModel):
                              'gt_shared_label').to(inputs.device)
         feats = self.extract_feat(inputs)  # (2N, D, h, w)
         feat_a, feat_b = feats[:num_pairs], feats[num_pairs:]
-        cam_a = self.cam_a(inputs[:num_pairs], labels[:num_pairs],
-                           feats.shape[2:])  # (N, C, h, w)
+        if self.cam_source == 'disk':
+            cam_a = self.stored_cam_a(data_samples[:num_pairs],
+                                      labels[:num_pairs], inputs.shape[2:],
+                                      feats.shape[2:])  # (N, C, h, w)
+        else:
+            cam_a = self.cam_a(inputs[:num_pairs], labels[:num_pairs],
+                               feats.shape[2:])  # (N, C, h, w)
         losses = self.head.loss(feat_a, feat_b, cam_a, shared)
         pooled = F.adaptive_avg_pool2d(self.dropout(feats), 1)  # (2N, D, 1, 1)
         logits = self.classifier(pooled).flatten(1)  # (2N, C)

@@ -1,10 +1,12 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmcyc  # noqa: F401
+from mmcyc.models.utils.cam import mask_cam_by_label, normalize_cam
 
 init_default_scope('mmseg')
 
@@ -134,4 +136,107 @@ def test_bad_inputs(classifier_ckpt, tmp_path):
     for s in samples:
         s.gt_shared_label = torch.zeros(4)
     with pytest.raises(ValueError, match='share no class'):
+        model.loss(inputs, samples)
+
+
+# --------------------------------------------------------------------- #
+# cam_source='disk': CAM_A from data_sample.gt_cam (LoadCAMFromFile)
+def attach_stored_cams(samples, cams):
+    """Give the A samples a gt_cam like PackImageLabelInputs does."""
+    from mmengine.structures import PixelData
+    for sample, cam in zip(samples, cams):
+        sample.gt_cam = PixelData(data=cam)
+
+
+def test_bad_cam_source(classifier_ckpt):
+    with pytest.raises(ValueError, match=r"cam_source must be one of .*'cls'"):
+        MODELS.build(cycsnet_cfg(classifier_ckpt[0], cam_source='cls'))
+    with pytest.raises(ValueError, match='needs cam_classifier'):
+        MODELS.build(dict(cycsnet_cfg(classifier_ckpt[0]),
+                          cam_classifier=None))
+    with pytest.raises(ValueError, match='would be unused'):
+        MODELS.build(dict(cycsnet_cfg(classifier_ckpt[0], cam_source='disk',
+                                      init_from_classifier=False),
+                          cam_classifier=None))
+
+
+def test_stored_cam_a_matches_the_classifier_path(classifier_ckpt):
+    model = MODELS.build(
+        cycsnet_cfg(classifier_ckpt[0], cam_source='disk')).eval()
+    inputs, samples = pair_batch(size=64)
+    labels = torch.stack([s.gt_img_label for s in samples[:2]])
+    with torch.no_grad():
+        raw = model.cam_classifier.cam(inputs[:2])  # (2, 4, 8, 8)
+    # what stage 1 stores: the CAM at the image size, normalised, in fp16
+    stored = normalize_cam(mask_cam_by_label(
+        F.interpolate(raw, size=(64, 64), mode='bilinear',
+                      align_corners=False), labels)).half().float()
+    attach_stored_cams(samples, stored)
+    expected = model.cam_a(inputs[:2], labels, (8, 8))
+    cam = model.stored_cam_a(samples[:2], labels, (64, 64), (8, 8))
+    assert cam.shape == expected.shape == (2, 4, 8, 8)
+    assert cam[0, 1].abs().sum() == 0 and cam[1, 0].abs().sum() == 0
+    # x8 bilinear up then down moves each value by 1/32 of its second
+    # difference per axis: at most 1/8 for maps in [0, 1], here ~0.06 at
+    # worst for the random (spiky) classifier, far less on average
+    assert torch.allclose(cam, expected, atol=1 / 8)
+    assert (cam - expected).abs().mean() < 0.01
+
+
+def test_stored_cams_are_padded_to_the_input_size(classifier_ckpt):
+    model = MODELS.build(
+        cycsnet_cfg(classifier_ckpt[0], cam_source='disk')).eval()
+    _, samples = pair_batch()
+    labels = torch.stack([s.gt_img_label for s in samples[:2]])
+    torch.manual_seed(1)
+    small, large = torch.rand(4, 24, 20), torch.rand(4, 40, 36)
+    attach_stored_cams(samples, [small, large])
+    cam = model.stored_cam_a(samples[:2], labels, (32, 32), (32, 32))
+    padded = torch.zeros(2, 4, 32, 32)
+    padded[0, :, :24, :20] = small  # bottom / right zero padding
+    padded[1] = large[:, :32, :32]  # cropped to the input size
+    expected = normalize_cam(mask_cam_by_label(padded, labels))
+    assert torch.allclose(cam, expected)
+
+
+def test_disk_loss_never_runs_the_classifier(classifier_ckpt, monkeypatch):
+    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0], cam_source='disk'))
+    model.train()
+
+    def no_classifier(*args):
+        raise AssertionError('C must not run with cam_source="disk"')
+
+    monkeypatch.setattr(model.cam_classifier, 'cam', no_classifier)
+    inputs, samples = pair_batch()
+    with pytest.raises(ValueError, match='add LoadCAMFromFile'):
+        model.loss(inputs, samples)
+    cams = torch.zeros(2, 4, 32, 32)
+    cams[:, :, 8:24, 8:24] = 1.0  # a confident block for every class
+    attach_stored_cams(samples, cams)
+    losses = model(inputs, samples, mode='loss')
+    assert losses['cyc_num_selected'] > 0
+    (losses['loss_cyc'] + losses['loss_cls']).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.backbone.parameters())
+
+
+def test_disk_without_classifier(classifier_ckpt):
+    path, classifier = classifier_ckpt
+    model = MODELS.build(dict(cycsnet_cfg(path, cam_source='disk'),
+                              cam_classifier=None))
+    assert model.cam_classifier is None
+    assert not any(k.startswith('cam_classifier')
+                   for k in model.state_dict())
+    source = classifier.backbone.state_dict()
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, source[key]), key  # F still from C
+    model.train()
+    inputs, samples = pair_batch()
+    attach_stored_cams(samples, torch.rand(2, 4, 32, 32))
+    losses = model.loss(inputs, samples)
+    assert torch.isfinite(losses['loss_cyc'] + losses['loss_cls'])
+    with pytest.raises(RuntimeError, match='stored_cam_a'):
+        model.cam_a(inputs[:2], torch.ones(2, 4), (4, 4))
+    attach_stored_cams(samples, torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match='3 channels'):
         model.loss(inputs, samples)
