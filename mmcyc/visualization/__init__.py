@@ -1,3 +1,6 @@
+from .similarity_maps import draw_similarity_maps, overlay_heatmap
 from .training_curves import draw_curves, read_scalars
 
-__all__ = ['draw_curves', 'read_scalars']
+__all__ = [
+    'draw_curves', 'read_scalars', 'draw_similarity_maps', 'overlay_heatmap'
+]
