@@ -1,17 +1,11 @@
 # AffinityNet (stage 4): ResNet-38 taps 0, 1, 3 (512, 1024, 4096 channels at
 # stride 8) -> 1x1 convs to 64, 128, 256 + ELU -> concat -> 1x1 448 + ELU
 # (psa network/resnet38_aff.py); the random walk of infer_aff.py at test time.
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(448, 448))  # training batches are padded to the crop size
+_base_ = ['./cam_resnet38.py']  # the same data preprocessing as stage 1
 model = dict(
+    _delete_=True,
     type='AffinityNet',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='ResNet38',
         out_indices=(0, 1, 3),
