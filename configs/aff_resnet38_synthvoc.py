@@ -2,12 +2,12 @@
 # affinity labels from the stage-1 CAMs of train_aug, then the random walk on
 # train. The CAM folders and the checkpoint that initialises the backbone
 # default to tools/run_pipeline.py's outputs.
-# Not yet part of the main job: measured on the default dataset (2026-11-24),
-# the walk of the stage-1 CAMs scores 24.6 mIoU on train against 34.1 for the
-# CAMs themselves. At 96 px the stride-8 grid is 12x12, so a radius-5 pair
-# set spans most of an image (VOC: 56x56); test-time radius 2 with 16 steps
-# gives 34.4, upscaling the image 3x gives 11.8. The synthetic stage 4 needs
-# larger images or a radius scaled to the object size.
+# At 96 px the stride-8 grid is 12x12, so psa's radius-5 pair set with 256
+# steps spans most of an image (VOC: 56x56) and blurs the masks: measured on
+# the default dataset (2026-11-24), that walk of the stage-1 CAMs scores 24.6
+# mIoU on train against 34.1 for the CAMs themselves; upscaling the image 3x
+# gives 11.8; radius 2 with 16 steps gives 34.4, so the walk here uses those
+# (training keeps psa's radius-5 pairs).
 _base_ = ['./aff_resnet38_voc.py']
 data_root = 'data/synthvoc'
 max_epochs = 20  # 15 iterations an epoch at the default 240 images
@@ -26,7 +26,9 @@ model = dict(
             type='Pretrained',
             checkpoint='work_dirs/pipeline/cam/epoch_80.pth',
             prefix='backbone.')),
-    test_cfg=dict(cam_dir='work_dirs/pipeline/cams/cam'))
+    test_cfg=dict(
+        cam_dir='work_dirs/pipeline/cams/cam',
+        rw=dict(radius=2, steps=16)))
 # 96 px images: no crop, flips only (as the stage-1 synthetic twin)
 train_pipeline = [
     dict(type='LoadCheckedImageFromFile'),

@@ -7,3 +7,4 @@ data = dict(
     generator=dict(seed=0))
 cam = dict(config='configs/cam_resnet38_synthvoc.py')
 cyc = dict(config='configs/cyc_resnet38_synthvoc.py')
+aff = dict(config='configs/aff_resnet38_synthvoc.py')

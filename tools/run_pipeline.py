@@ -13,7 +13,11 @@ Stages (each a call of the stage's own tool, as a user would run it):
 4. ``cyc_train`` train CyCSNet on image pairs from the stage-1 checkpoint
    (``tools/train.py``), then draw its beta2 and loss curves;
 5. ``refine``    revise the train CAMs with same-class images of train_aug
-   (Eq. 14, ``tools/refine_cam.py``) and score them.
+   (Eq. 14, ``tools/refine_cam.py``) and score them;
+6. ``aff_train`` train AffinityNet on affinity labels from the train_aug CAMs
+   (``tools/train.py``);
+7. ``rw``        random walk of the plain and of the refined train CAMs,
+   scored as pseudo masks (``tools/test.py``).
 
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
@@ -40,7 +44,8 @@ sys.path.insert(0, REPO)
 from mmcyc.datasets.synthvoc import is_complete, make_synthvoc  # noqa: E402
 from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
-STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'refine')
+STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'refine',
+          'aff_train', 'rw')
 
 
 def parse_args():
@@ -210,6 +215,30 @@ class Pipeline:
                       '--metrics-json', metrics, '--cfg-options',
                       *self.data_options(config))
 
+    def aff_train(self, force: bool) -> None:
+        cams = self.path('cams', 'cam')
+        self.train_stage(
+            'aff', force,
+            f'model.backbone.init_cfg.checkpoint={self.cam_checkpoint()}',
+            f'train_dataloader.dataset.pipeline.1.cam_dir={cams}',
+            f'model.test_cfg.cam_dir={cams}')
+
+    def rw(self, force: bool) -> None:
+        config = self.stage_config('aff')
+        for name, cams in (('rw', 'cam'), ('rw_cyc', 'cyc')):
+            metrics = self.path('metrics', f'{name}_train.json')
+            if force and osp.isfile(metrics):
+                os.remove(metrics)
+            if osp.isfile(metrics):
+                self.logger.info(f'rw: {name} scored, skipped')
+                continue
+            self.run_tool('test.py', config, self.final_checkpoint('aff'),
+                          '--work-dir', self.path('aff_test'), '--split',
+                          'ImageSets/Segmentation/train.txt',
+                          '--metrics-json', metrics, '--cfg-options',
+                          *self.data_options(config),
+                          f'model.test_cfg.cam_dir={self.path("cams", cams)}')
+
     # ------------------------------------------------------------ results
     def collect(self) -> dict:
         rows = {}
@@ -221,10 +250,12 @@ class Pipeline:
                 rows[key] = metrics['mIoU']
                 rows[key + '_sweep_best'] = metrics['sweep/best_mIoU']
                 rows[key + '_sweep_bg'] = metrics['sweep/best_bg_score']
-        path = self.path('metrics', 'cyc_train.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                rows['cam_cyc'] = json.load(f)['mIoU']
+        for key, name in (('cam_cyc', 'cyc_train'), ('cam_rw', 'rw_train'),
+                          ('cam_rw_cyc', 'rw_cyc_train')):
+            path = self.path('metrics', f'{name}.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    rows[key] = json.load(f)['mIoU']
         return rows
 
 
@@ -236,6 +267,9 @@ def write_results(rows: dict, work_dir: str) -> str:
         f"| CAM, val (bg 0.2) | {rows.get('cam_val', float('nan')):.2f} |",
         f"| CAM + Cyc, train (bg 0.2) | "
         f"{rows.get('cam_cyc', float('nan')):.2f} |",
+        f"| CAM + RW, train | {rows.get('cam_rw', float('nan')):.2f} |",
+        f"| CAM + RW + Cyc, train | "
+        f"{rows.get('cam_rw_cyc', float('nan')):.2f} |",
         f"| CAM, train, oracle bg {rows.get('cam_sweep_bg', float('nan'))} "
         f"| {rows.get('cam_sweep_best', float('nan')):.2f} |",
     ]

@@ -4,3 +4,4 @@ data = dict(
     generator=dict(num_train=24, num_val=8, size=64, seed=3))
 cam = dict(config='tests/data/cam_tiny_synthvoc.py')
 cyc = dict(config='tests/data/cyc_tiny_synthvoc.py')
+aff = dict(config='tests/data/aff_tiny_synthvoc.py')

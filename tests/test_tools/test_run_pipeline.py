@@ -32,6 +32,10 @@ def test_results_and_outputs(pipeline_run):
     # stage 3: refined CAMs of the 8 train images, scored
     assert len(list((work / 'work' / 'cams' / 'cyc').glob('*.npz'))) == 8
     assert 0 <= results['cam_cyc'] <= 100
+    # stage 4: AffinityNet trained, plain and refined CAMs walked and scored
+    assert (work / 'work' / 'aff' / 'epoch_2.pth').is_file()
+    assert 0 <= results['cam_rw'] <= 100 and 0 <= results['cam_rw_cyc'] <= 100
+    assert 'CAM + RW + Cyc, train' in proc.stdout
     # stage 2 ran with DCFS and its curves were drawn
     curves = work / 'work' / 'cyc' / 'curves'
     assert (curves / 'vis_data' / 'vis_image' /
@@ -57,6 +61,8 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
     assert 'cam: final checkpoint exists, skipped' in log
     assert 'cam_infer: train scored, skipped' in log
     assert 'refine: train refined and scored, skipped' in log
+    assert 'aff: final checkpoint exists, skipped' in log
+    assert 'rw: rw_cyc scored, skipped' in log
     for tool in ('train.py', 'test.py', 'refine_cam.py'):
         assert f'tools/{tool}' not in log
     with open(work / 'work' / 'results.json') as f:
