@@ -25,6 +25,8 @@ EXPECTED = [
     (METRICS, 'CAMThresholdSweepMetric',
      'mmcyc.evaluation.metrics.cam_threshold_sweep_metric'),
     (HOOKS, 'DCFSHook', 'mmcyc.engine.hooks.dcfs_hook'),
+    (HOOKS, 'PseudoMaskWriterHook',
+     'mmcyc.engine.hooks.pseudo_mask_writer_hook'),
     (MODELS, 'CAMRefiner', 'mmcyc.models.refiners.cam_refiner'),
     (MODELS, 'AffinityNet', 'mmcyc.models.segmentors.affinity_net'),
     (MODELS, 'AffinityEmbedHead', 'mmcyc.models.heads.affinity_embed_head'),

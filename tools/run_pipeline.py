@@ -17,7 +17,8 @@ Stages (each a call of the stage's own tool, as a user would run it):
 6. ``aff_train`` train AffinityNet on affinity labels from the train_aug CAMs
    (``tools/train.py``);
 7. ``rw``        random walk of the plain and of the refined train CAMs,
-   scored as pseudo masks (``tools/test.py``).
+   written as VOC palette PNGs (``WORK/pseudo_masks/{rw,rw_cyc}``) and scored
+   (``tools/test.py --pseudo-mask-dir``).
 
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
@@ -227,15 +228,19 @@ class Pipeline:
         config = self.stage_config('aff')
         for name, cams in (('rw', 'cam'), ('rw_cyc', 'cyc')):
             metrics = self.path('metrics', f'{name}_train.json')
-            if force and osp.isfile(metrics):
-                os.remove(metrics)
+            masks = self.path('pseudo_masks', name)
+            if force:
+                shutil.rmtree(masks, ignore_errors=True)
+                if osp.isfile(metrics):
+                    os.remove(metrics)
             if osp.isfile(metrics):
                 self.logger.info(f'rw: {name} scored, skipped')
                 continue
             self.run_tool('test.py', config, self.final_checkpoint('aff'),
                           '--work-dir', self.path('aff_test'), '--split',
                           'ImageSets/Segmentation/train.txt',
-                          '--metrics-json', metrics, '--cfg-options',
+                          '--pseudo-mask-dir', masks, '--metrics-json',
+                          metrics, '--cfg-options',
                           *self.data_options(config),
                           f'model.test_cfg.cam_dir={self.path("cams", cams)}')
 

@@ -28,6 +28,10 @@ def parse_args():
         help='ann file of the test dataset relative to data_root, e.g. '
         'ImageSets/Segmentation/train.txt')
     parser.add_argument(
+        '--pseudo-mask-dir',
+        help='write every prediction as a VOC palette PNG there '
+        '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks')
+    parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
     parser.add_argument(
         '--cfg-options',
@@ -82,6 +86,11 @@ def main():
         cfg.model.setdefault('test_cfg', {})['out_dir'] = args.cam_dir
     if args.split is not None:
         cfg.test_dataloader.dataset.ann_file = args.split
+    if args.pseudo_mask_dir is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='PseudoMaskWriterHook', out_dir=args.pseudo_mask_dir,
+                 loops=('test', ))
+        ]
     cfg.load_from = None  # loaded below, checked against the model
     setup_cpu_distributed(cfg, args.launcher)
 

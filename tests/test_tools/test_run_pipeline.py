@@ -1,8 +1,10 @@
 """The main job, tools/run_pipeline.py, end to end on a tiny dataset."""
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 CONFIG = 'tests/data/pipeline_tiny.py'
 
@@ -36,6 +38,12 @@ def test_results_and_outputs(pipeline_run):
     assert (work / 'work' / 'aff' / 'epoch_2.pth').is_file()
     assert 0 <= results['cam_rw'] <= 100 and 0 <= results['cam_rw_cyc'] <= 100
     assert 'CAM + RW + Cyc, train' in proc.stdout
+    # the walked pseudo masks as VOC palette PNGs, one per train image
+    pngs = sorted((work / 'work' / 'pseudo_masks' / 'rw_cyc').glob('*.png'))
+    assert len(pngs) == 8
+    with Image.open(pngs[0]) as png:
+        assert png.mode == 'P'
+        assert set(np.unique(np.asarray(png))) <= set(range(21))
     # stage 2 ran with DCFS and its curves were drawn
     curves = work / 'work' / 'cyc' / 'curves'
     assert (curves / 'vis_data' / 'vis_image' /

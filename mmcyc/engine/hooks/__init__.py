@@ -1,4 +1,5 @@
 """Hooks registered in ``mmseg.registry.HOOKS``."""
 from .dcfs_hook import DCFSHook
+from .pseudo_mask_writer_hook import PseudoMaskWriterHook, write_palette_png
 
-__all__ = ['DCFSHook']
+__all__ = ['DCFSHook', 'PseudoMaskWriterHook', 'write_palette_png']
