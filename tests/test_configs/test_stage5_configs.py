@@ -1,0 +1,75 @@
+"""Stage 5: stock mmseg segmentors trained on pseudo masks."""
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+VOC = 'configs/deeplabv3plus_r101-d8_voc-pseudo.py'
+SYNTH = 'configs/fcn_r18-d8_synthvoc-pseudo.py'
+
+
+def load(config):
+    return Config.fromfile(osp.join(REPO, config))
+
+
+@pytest.mark.parametrize('config, default_masks', [
+    (VOC, 'work_dirs/pseudo_masks'),
+    (SYNTH, 'work_dirs/pipeline/pseudo_masks'),
+])
+def test_trains_on_pseudo_masks_and_scores_real_ones(config, default_masks):
+    cfg = load(config)
+    train = cfg.train_dataloader.dataset
+    assert train.type == 'PascalVOCDataset'
+    assert train.ann_file == 'ImageSets/Segmentation/train_aug.txt'
+    # absolute, so that mmengine does not read it under data_root
+    assert osp.normpath(train.data_prefix.seg_map_path) == osp.join(
+        REPO, default_masks)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.data_prefix.seg_map_path == 'SegmentationClass'
+        assert loader.dataset.ann_file == 'ImageSets/Segmentation/val.txt'
+    assert cfg.val_evaluator.type == 'IoUMetric'
+    assert cfg.default_scope == 'mmseg'
+
+
+def test_voc_config_is_mmseg_deeplabv3plus_r101():
+    register_all_modules()
+    cfg = load(VOC)
+    assert cfg.model.backbone.depth == 101
+    assert cfg.model.data_preprocessor.size == (512, 512)
+    assert cfg.model.decode_head.num_classes == 21
+    assert cfg.train_cfg.max_iters == 20000
+    cfg.model.pretrained = None  # no download for the check
+    model = MODELS.build(cfg.model)
+    assert type(model.decode_head).__name__ == 'DepthwiseSeparableASPPHead'
+
+
+def test_synthvoc_config_trains_and_tests_through_the_tools(
+        tmp_path, tiny_synthvoc, run_tool, python):
+    """A few iterations on the tiny dataset, its masks standing in as the
+    pseudo masks, then tools/test.py on the checkpoint."""
+    work = str(tmp_path / 'work')
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    options = [
+        f'train_dataloader.dataset.data_prefix.seg_map_path='
+        f'{osp.join(tiny_synthvoc, "SegmentationClassAug")}',
+        'train_dataloader.batch_size=4',
+        'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
+        'default_hooks.checkpoint.interval=3',
+        'default_hooks.logger.interval=1',
+    ] + [f'{loader}.dataset.data_root={tiny_synthvoc}' for loader in loaders
+         ] + [f'{loader}.num_workers=0' for loader in loaders
+              ] + [f'{loader}.persistent_workers=False' for loader in loaders]
+    run_tool(python, 'tools/train.py', SYNTH, '--work-dir', work,
+             '--cfg-options', *options)
+    checkpoint = osp.join(work, 'iter_3.pth')
+    assert osp.isfile(checkpoint)
+    metrics = str(tmp_path / 'metrics.json')
+    run_tool(python, 'tools/test.py', SYNTH, checkpoint, '--work-dir', work,
+             '--metrics-json', metrics, '--cfg-options', *options)
+    with open(metrics) as f:
+        result = json.load(f)
+    assert 0 <= result['mIoU'] <= 100
