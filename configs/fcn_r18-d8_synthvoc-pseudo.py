@@ -6,7 +6,8 @@
 #   python tools/test.py configs/fcn_r18-d8_synthvoc-pseudo.py CKPT
 # DIR is a folder of <image>.png palette masks (PseudoMaskWriterHook); a
 # relative DIR is read under data_root (mmengine joins data_prefix to it),
-# so pass an absolute one. The default is tools/run_pipeline.py's output.
+# so pass an absolute one. The default is tools/run_pipeline.py's output
+# (the walked refined CAMs; pseudo_masks/rw holds the walked plain CAMs).
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     'mmseg::_base_/datasets/pascal_voc12.py',
@@ -14,7 +15,7 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_20k.py'
 ]
 data_root = 'data/synthvoc'
-pseudo_mask_dir = '{{fileDirname}}/../work_dirs/pipeline/pseudo_masks'
+pseudo_mask_dir = '{{fileDirname}}/../work_dirs/pipeline/pseudo_masks/rw_cyc'
 crop_size = (96, 96)  # the whole synthetic image
 # 1,440 iterations at batch 8 (48 epochs of train_aug's 240 images) take
 # about 1.5 min on 2 CPU cores. Measured on the default data/synthvoc with

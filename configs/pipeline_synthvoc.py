@@ -8,3 +8,9 @@ data = dict(
 cam = dict(config='configs/cam_resnet38_synthvoc.py')
 cyc = dict(config='configs/cyc_resnet38_synthvoc.py')
 aff = dict(config='configs/aff_resnet38_synthvoc.py')
+# stage 5: a stock mmseg model trained on each folder of pseudo masks of
+# train_aug, rw_cyc (CAM + RW + Cyc, results.json "seg_val") and rw
+# (CAM + RW, i.e. AffinityNet, "seg_val_rw"), scored on val
+seg = dict(
+    config='configs/fcn_r18-d8_synthvoc-pseudo.py',
+    pseudo_masks=['rw_cyc', 'rw'])

@@ -12,18 +12,24 @@ Stages (each a call of the stage's own tool, as a user would run it):
    images of stage 3), scored as pseudo masks (``tools/test.py --cam-dir``);
 4. ``cyc_train`` train CyCSNet on image pairs from the stage-1 checkpoint
    (``tools/train.py``), then draw its beta2 and loss curves;
-5. ``refine``    revise the train CAMs with same-class images of train_aug
-   (Eq. 14, ``tools/refine_cam.py``) and score them;
+5. ``refine``    revise the CAMs of train, then of the rest of train_aug, with
+   same-class images of train_aug (Eq. 14, ``tools/refine_cam.py``) and
+   score them;
 6. ``aff_train`` train AffinityNet on affinity labels from the train_aug CAMs
    (``tools/train.py``);
-7. ``rw``        random walk of the plain and of the refined train CAMs,
-   written as VOC palette PNGs (``WORK/pseudo_masks/{rw,rw_cyc}``) and scored
-   (``tools/test.py --pseudo-mask-dir``).
+7. ``rw``        random walk of the plain and of the refined CAMs of train
+   (scored) and of train_aug, written as VOC palette PNGs
+   (``WORK/pseudo_masks/{rw,rw_cyc}``, ``tools/test.py --pseudo-mask-dir``);
+8. ``seg``       train a stock mmseg segmentation model on each folder of
+   pseudo masks of train_aug (``tools/train.py``) and score it on val
+   against the real masks (``tools/test.py``).
 
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
 ``--from STAGE`` reruns that stage and every later one. The measured rows go
-to ``WORK_DIR/results.json`` (mIoU in percent) and ``WORK_DIR/results.md``.
+to ``WORK_DIR/results.json`` (mIoU in percent) and ``WORK_DIR/results.md``
+(the layout of the paper's Table 1: pseudo masks on train, and the val mIoU
+of the segmentation model trained on them).
 """
 import argparse
 import glob
@@ -46,7 +52,9 @@ from mmcyc.datasets.synthvoc import is_complete, make_synthvoc  # noqa: E402
 from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
 STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'refine',
-          'aff_train', 'rw')
+          'aff_train', 'rw', 'seg')
+# pseudo-mask folder (WORK/pseudo_masks/<name>) -> its results.json row
+SEG_ROWS = {'rw_cyc': 'seg_val', 'rw': 'seg_val_rw'}
 
 
 def parse_args():
@@ -119,20 +127,28 @@ class Pipeline:
                          f'{self.data_root}')
         make_synthvoc(self.data_root, **args)
 
-    def final_checkpoint(self, stage: str) -> str:
-        cfg = Config.fromfile(self.stage_config(stage))
-        return self.path(stage, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    def final_checkpoint(self, stage: str, work: str = None) -> str:
+        """The last checkpoint of an epoch- or iteration-based training."""
+        train_cfg = Config.fromfile(self.stage_config(stage)).train_cfg
+        name = (f'epoch_{train_cfg.max_epochs}.pth' if 'max_epochs'
+                in train_cfg else f'iter_{train_cfg.max_iters}.pth')
+        return osp.join(work or self.path(stage), name)
 
     def cam_checkpoint(self) -> str:
         return self.final_checkpoint('cam')
 
-    def train_stage(self, stage: str, force: bool, *options: str) -> None:
+    def train_stage(self,
+                    stage: str,
+                    force: bool,
+                    *options: str,
+                    work: str = None) -> None:
         """Train a stage's config unless its final checkpoint exists."""
-        work = self.path(stage)
+        work = work or self.path(stage)
         if force and osp.isdir(work):
             shutil.rmtree(work)
-        if osp.isfile(self.final_checkpoint(stage)):
-            self.logger.info(f'{stage}: final checkpoint exists, skipped')
+        if osp.isfile(self.final_checkpoint(stage, work)):
+            self.logger.info(f'{stage}: final checkpoint exists in {work}, '
+                             'skipped')
             return
         resume = ['--resume'] if osp.isfile(
             osp.join(work, 'last_checkpoint')) else []
@@ -199,22 +215,32 @@ class Pipeline:
             f'{self.path("cyc", "curves", "vis_data", "vis_image")}; {stats}')
 
     def refine(self, force: bool) -> None:
+        """Refine train (scored as ``cam_cyc``), then the rest of train_aug.
+
+        The second run skips the targets refined by the first (their files
+        exist), so every train_aug image is refined once; stage 5 trains on
+        the walked refined CAMs of train_aug.
+        """
         out_dir = self.path('cams', 'cyc')
-        metrics = self.path('metrics', 'cyc_train.json')
         if force:
             shutil.rmtree(out_dir, ignore_errors=True)
-            if osp.isfile(metrics):
-                os.remove(metrics)
-        if osp.isfile(metrics):
-            self.logger.info('refine: train refined and scored, skipped')
-            return
         config = self.stage_config('cyc')
-        self.run_tool('refine_cam.py', config, self.final_checkpoint('cyc'),
-                      '--cam-dir', self.path('cams', 'cam'), '--out-dir',
-                      out_dir, '--split', 'ImageSets/Segmentation/train.txt',
-                      '--bank-split', 'ImageSets/Segmentation/train_aug.txt',
-                      '--metrics-json', metrics, '--cfg-options',
-                      *self.data_options(config))
+        for split in ('train', 'train_aug'):
+            metrics = self.path('metrics', f'cyc_{split}.json')
+            if force and osp.isfile(metrics):
+                os.remove(metrics)
+            if osp.isfile(metrics):
+                self.logger.info(f'refine: {split} refined and scored, '
+                                 'skipped')
+                continue
+            self.run_tool('refine_cam.py', config,
+                          self.final_checkpoint('cyc'), '--cam-dir',
+                          self.path('cams', 'cam'), '--out-dir', out_dir,
+                          '--split', f'ImageSets/Segmentation/{split}.txt',
+                          '--bank-split',
+                          'ImageSets/Segmentation/train_aug.txt',
+                          '--metrics-json', metrics, '--cfg-options',
+                          *self.data_options(config))
 
     def aff_train(self, force: bool) -> None:
         cams = self.path('cams', 'cam')
@@ -225,24 +251,55 @@ class Pipeline:
             f'model.test_cfg.cam_dir={cams}')
 
     def rw(self, force: bool) -> None:
+        """Walk the plain and the refined CAMs into pseudo masks.
+
+        train is walked and scored first (the ``cam_rw*`` rows), then
+        train_aug, whose masks stage 5 trains on; the second run walks the
+        train images again (a third of train_aug here, 14% on VOC) rather
+        than scoring a subset of its output.
+        """
         config = self.stage_config('aff')
         for name, cams in (('rw', 'cam'), ('rw_cyc', 'cyc')):
-            metrics = self.path('metrics', f'{name}_train.json')
             masks = self.path('pseudo_masks', name)
             if force:
                 shutil.rmtree(masks, ignore_errors=True)
-                if osp.isfile(metrics):
+            for split in ('train', 'train_aug'):
+                metrics = self.path('metrics', f'{name}_{split}.json')
+                if force and osp.isfile(metrics):
                     os.remove(metrics)
+                if osp.isfile(metrics):
+                    self.logger.info(f'rw: {name} of {split} scored, skipped')
+                    continue
+                self.run_tool(
+                    'test.py', config, self.final_checkpoint('aff'),
+                    '--work-dir', self.path('aff_test'), '--split',
+                    f'ImageSets/Segmentation/{split}.txt',
+                    '--pseudo-mask-dir', masks, '--metrics-json', metrics,
+                    '--cfg-options', *self.data_options(config),
+                    f'model.test_cfg.cam_dir={self.path("cams", cams)}')
+
+    def seg(self, force: bool) -> None:
+        """Train the stage-5 model on each pseudo-mask folder, score val."""
+        config = self.stage_config('seg')
+        for name in self.cfg.seg.get('pseudo_masks', ('rw_cyc', )):
+            if name not in SEG_ROWS:
+                raise ValueError(
+                    f'seg.pseudo_masks in {self.cfg.filename} names {name!r}:'
+                    f' expected some of {sorted(SEG_ROWS)}')
+            work = self.path('seg', name)
+            metrics = self.path('metrics', f'seg_{name}_val.json')
+            if force and osp.isfile(metrics):
+                os.remove(metrics)
             if osp.isfile(metrics):
-                self.logger.info(f'rw: {name} scored, skipped')
+                self.logger.info(f'seg: model on {name} scored, skipped')
                 continue
-            self.run_tool('test.py', config, self.final_checkpoint('aff'),
-                          '--work-dir', self.path('aff_test'), '--split',
-                          'ImageSets/Segmentation/train.txt',
-                          '--pseudo-mask-dir', masks, '--metrics-json',
-                          metrics, '--cfg-options',
-                          *self.data_options(config),
-                          f'model.test_cfg.cam_dir={self.path("cams", cams)}')
+            masks = (f'train_dataloader.dataset.data_prefix.seg_map_path='
+                     f'{self.path("pseudo_masks", name)}')
+            self.train_stage('seg', force, masks, work=work)
+            self.run_tool('test.py', config,
+                          self.final_checkpoint('seg', work), '--work-dir',
+                          work, '--metrics-json', metrics, '--cfg-options',
+                          *self.data_options(config), masks)
 
     # ------------------------------------------------------------ results
     def collect(self) -> dict:
@@ -255,8 +312,12 @@ class Pipeline:
                 rows[key] = metrics['mIoU']
                 rows[key + '_sweep_best'] = metrics['sweep/best_mIoU']
                 rows[key + '_sweep_bg'] = metrics['sweep/best_bg_score']
-        for key, name in (('cam_cyc', 'cyc_train'), ('cam_rw', 'rw_train'),
-                          ('cam_rw_cyc', 'rw_cyc_train')):
+        names = [('cam_cyc', 'cyc_train'), ('cam_rw', 'rw_train'),
+                 ('cam_rw_cyc', 'rw_cyc_train'),
+                 ('cam_rw_train_aug', 'rw_train_aug'),
+                 ('cam_rw_cyc_train_aug', 'rw_cyc_train_aug')]
+        names += [(row, f'seg_{name}_val') for name, row in SEG_ROWS.items()]
+        for key, name in names:
             path = self.path('metrics', f'{name}.json')
             if osp.isfile(path):
                 with open(path) as f:
@@ -265,18 +326,29 @@ class Pipeline:
 
 
 def write_results(rows: dict, work_dir: str) -> str:
-    """Write results.json and results.md atomically; return the table."""
+    """Write results.json and results.md atomically; return the table.
+
+    The table has the layout of the paper's Table 1: pseudo-mask mIoU on
+    train, and val mIoU of the stage-5 model trained on the pseudo masks of
+    train_aug; rows not measured (or not run) show as blank.
+    """
+
+    def cell(key: str) -> str:
+        return f'{rows[key]:.2f}' if key in rows else ''
+
     lines = [
-        '| row | pseudo-mask mIoU (%) |', '|---|---|',
-        f"| CAM, train (bg 0.2) | {rows.get('cam', float('nan')):.2f} |",
-        f"| CAM, val (bg 0.2) | {rows.get('cam_val', float('nan')):.2f} |",
-        f"| CAM + Cyc, train (bg 0.2) | "
-        f"{rows.get('cam_cyc', float('nan')):.2f} |",
-        f"| CAM + RW, train | {rows.get('cam_rw', float('nan')):.2f} |",
-        f"| CAM + RW + Cyc, train | "
-        f"{rows.get('cam_rw_cyc', float('nan')):.2f} |",
-        f"| CAM, train, oracle bg {rows.get('cam_sweep_bg', float('nan'))} "
-        f"| {rows.get('cam_sweep_best', float('nan')):.2f} |",
+        '| method | pseudo masks, train (mIoU %) | '
+        'stage-5 model, val (mIoU %) |',
+        '|---|---|---|',
+        f"| CAM | {cell('cam')} | |",
+        f"| CAM + Cyc | {cell('cam_cyc')} | |",
+        f"| CAM + RW (AffinityNet) | {cell('cam_rw')} | "
+        f"{cell('seg_val_rw')} |",
+        f"| CAM + RW + Cyc | {cell('cam_rw_cyc')} | {cell('seg_val')} |",
+        '',
+        'Pseudo masks at background score 0.2. Also measured: CAM on val '
+        f"{cell('cam_val')}; CAM on train at the oracle background score "
+        f"{rows.get('cam_sweep_bg', '')}: {cell('cam_sweep_best')}.",
     ]
     table = '\n'.join(lines) + '\n'
     for name, text in (('results.json', json.dumps(rows, indent=2)),

@@ -5,3 +5,5 @@ data = dict(
 cam = dict(config='tests/data/cam_tiny_synthvoc.py')
 cyc = dict(config='tests/data/cyc_tiny_synthvoc.py')
 aff = dict(config='tests/data/aff_tiny_synthvoc.py')
+seg = dict(
+    config='tests/data/seg_tiny_synthvoc.py', pseudo_masks=['rw_cyc', 'rw'])

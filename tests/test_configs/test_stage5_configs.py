@@ -18,7 +18,7 @@ def load(config):
 
 @pytest.mark.parametrize('config, default_masks', [
     (VOC, 'work_dirs/pseudo_masks'),
-    (SYNTH, 'work_dirs/pipeline/pseudo_masks'),
+    (SYNTH, 'work_dirs/pipeline/pseudo_masks/rw_cyc'),
 ])
 def test_trains_on_pseudo_masks_and_scores_real_ones(config, default_masks):
     cfg = load(config)

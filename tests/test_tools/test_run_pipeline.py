@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from PIL import Image
 
 CONFIG = 'tests/data/pipeline_tiny.py'
@@ -25,25 +26,38 @@ def test_results_and_outputs(pipeline_run):
     for key in ('cam', 'cam_val'):
         assert 0 <= results[key] <= 100
         assert results[key + '_sweep_best'] >= results[key] - 0.01
-    assert (work / 'work' / 'results.md').read_text().startswith('| row |')
-    assert 'CAM, train (bg 0.2)' in proc.stdout
+    assert (work / 'work' / 'results.md').read_text().startswith('| method |')
+    assert '| CAM + Cyc |' in proc.stdout
     # the synthetic dataset was generated in VOC layout
     assert (work / 'data' / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
     # one CAM file per train_aug (train included) and val image
     assert len(list((work / 'work' / 'cams' / 'cam').glob('*.npz'))) == 24 + 8
-    # stage 3: refined CAMs of the 8 train images, scored
-    assert len(list((work / 'work' / 'cams' / 'cyc').glob('*.npz'))) == 8
+    # stage 3: refined CAMs of the 24 train_aug images, train scored
+    assert len(list((work / 'work' / 'cams' / 'cyc').glob('*.npz'))) == 24
     assert 0 <= results['cam_cyc'] <= 100
     # stage 4: AffinityNet trained, plain and refined CAMs walked and scored
     assert (work / 'work' / 'aff' / 'epoch_2.pth').is_file()
     assert 0 <= results['cam_rw'] <= 100 and 0 <= results['cam_rw_cyc'] <= 100
-    assert 'CAM + RW + Cyc, train' in proc.stdout
-    # the walked pseudo masks as VOC palette PNGs, one per train image
-    pngs = sorted((work / 'work' / 'pseudo_masks' / 'rw_cyc').glob('*.png'))
-    assert len(pngs) == 8
-    with Image.open(pngs[0]) as png:
-        assert png.mode == 'P'
-        assert set(np.unique(np.asarray(png))) <= set(range(21))
+    assert '| CAM + RW + Cyc |' in proc.stdout
+    # the walked pseudo masks as VOC palette PNGs, one per train_aug image
+    for name in ('rw', 'rw_cyc'):
+        pngs = sorted((work / 'work' / 'pseudo_masks' / name).glob('*.png'))
+        assert len(pngs) == 24
+        with Image.open(pngs[0]) as png:
+            assert png.mode == 'P'
+            assert set(np.unique(np.asarray(png))) <= set(range(21))
+    # stage 5: a stock mmseg FCN trained on each folder of pseudo masks (the
+    # dumped config reads them, not the real masks), scored on val
+    for name, row in (('rw_cyc', 'seg_val'), ('rw', 'seg_val_rw')):
+        seg = work / 'work' / 'seg' / name
+        assert (seg / 'iter_4.pth').is_file()
+        dumped = Config.fromfile(seg / 'seg_tiny_synthvoc.py')
+        assert dumped.train_dataloader.dataset.data_prefix.seg_map_path == \
+            str(work / 'work' / 'pseudo_masks' / name)
+        assert dumped.val_dataloader.dataset.data_prefix.seg_map_path == \
+            'SegmentationClass'
+        assert 0 <= results[row] <= 100
+        assert f'{results[row]:.2f}' in proc.stdout
     # stage 2 ran with DCFS and its curves were drawn
     curves = work / 'work' / 'cyc' / 'curves'
     assert (curves / 'vis_data' / 'vis_image' /
@@ -66,11 +80,12 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
     proc = run_tool(*args)
     log = proc.stdout + proc.stderr
     assert 'is complete, skipped' in log
-    assert 'cam: final checkpoint exists, skipped' in log
+    assert 'cam: final checkpoint exists' in log
     assert 'cam_infer: train scored, skipped' in log
     assert 'refine: train refined and scored, skipped' in log
-    assert 'aff: final checkpoint exists, skipped' in log
-    assert 'rw: rw_cyc scored, skipped' in log
+    assert 'aff: final checkpoint exists' in log
+    assert 'rw: rw_cyc of train_aug scored, skipped' in log
+    assert 'seg: model on rw scored, skipped' in log
     for tool in ('train.py', 'test.py', 'refine_cam.py'):
         assert f'tools/{tool}' not in log
     with open(work / 'work' / 'results.json') as f:
