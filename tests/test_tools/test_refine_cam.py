@@ -123,3 +123,32 @@ def test_zero_refs_leaves_cams_unchanged(stage_inputs, tiny_synthvoc, run_tool,
             assert np.array_equal(
                 load_cam(osp.join(out, name))[0],
                 load_cam(osp.join(cam_dir, name))[0])
+
+
+def test_two_rank_run_matches_single_process(refined, stage_inputs,
+                                             tiny_synthvoc, run_tool, python):
+    """tools/dist_refine_cam.sh on 2 CPU ranks (gloo): the bank built in
+    shares and the targets split across ranks give the single-process CAMs
+    and metrics."""
+    out, _ = refined
+    work, checkpoint, cam_dir = stage_inputs
+    dist_out = str(work / 'refined_2ranks')
+    proc = run_tool(
+        'bash', 'tools/dist_refine_cam.sh', CONFIG, checkpoint, '2',
+        '--cam-dir', cam_dir, '--out-dir', dist_out, '--metrics-json',
+        dist_out + '/metrics.json', '--workers', '0', '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={tiny_synthvoc}',
+        env=dict(os.environ, PYTHON=python, PORT='29531'))
+    log = proc.stdout + proc.stderr
+    assert 'refining 4 targets' in log  # 8 targets, 4 a rank
+    names = sorted(f for f in os.listdir(out) if f.endswith('.npz'))
+    assert sorted(f for f in os.listdir(dist_out)
+                  if f.endswith('.npz')) == names
+    for name in names:
+        np.testing.assert_allclose(
+            load_cam(osp.join(dist_out, name))[0],
+            load_cam(osp.join(out, name))[0], atol=1e-3)
+    with open(osp.join(out, 'metrics.json')) as f:
+        single = json.load(f)
+    with open(osp.join(dist_out, 'metrics.json')) as f:
+        assert json.load(f)['mIoU'] == pytest.approx(single['mIoU'], abs=0.01)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Distributed stage-3 refinement with torchrun: the feature bank is built in
+# shares and the targets are split across ranks.
+#   bash tools/dist_refine_cam.sh CONFIG CHECKPOINT GPUS --cam-dir CAMS \
+#       --out-dir OUT [refine_cam.py args...]
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/refine_cam.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"
