@@ -38,6 +38,8 @@ setup(
         read_requirements('runtime.txt')
         if not r.startswith(('wheel', 'ninja', 'setuptools'))
     ],
-    extras_require=dict(tests=read_requirements('tests.txt')),
+    extras_require=dict(
+        tests=read_requirements('tests.txt'),
+        crf=read_requirements('optional.txt')),
     zip_safe=False,
 )

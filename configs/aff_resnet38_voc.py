@@ -19,8 +19,11 @@ model = dict(test_cfg=dict(cam_dir=rw_cam_dir))
 # confident label map comes from the cropped maps pooled by 8.
 train_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
+    # psa infer_cls.py: both score stacks refined by a dense CRF, computed
+    # once per image (cached) rather than every epoch
     dict(type='LoadAffinityScores', cam_dir=label_cam_dir, alpha_low=4,
-         alpha_high=32),
+         alpha_high=32, crf=dict(type='DenseCRF'),
+         crf_cache_dir=label_cam_dir + '_crf'),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),

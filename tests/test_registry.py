@@ -2,7 +2,7 @@
 import pytest
 from mmengine.registry import FUNCTIONS
 from mmseg.registry import (DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS,
-                            TRANSFORMS)
+                            TASK_UTILS, TRANSFORMS)
 
 import mmcyc
 
@@ -37,6 +37,7 @@ EXPECTED = [
      'mmcyc.datasets.transforms.load_affinity_scores'),
     (TRANSFORMS, 'PackAffinityInputs',
      'mmcyc.datasets.transforms.pack_affinity_inputs'),
+    (TASK_UTILS, 'DenseCRF', 'mmcyc.models.utils.dense_crf'),
 ]
 
 

@@ -9,7 +9,7 @@
 #   1. torch (CPU wheel), setuptools < 82 and numpy 2.3 -- mmcv's build imports torch;
 #   2. mmcv 2.1.0 built from source against that torch (about 10 minutes on 2 cores the
 #      first time; pip caches the wheel, so later installs take about a minute);
-#   3. mmengine, mmsegmentation, mmpretrain and the rest; torchvision without its
+#   3. mmengine, mmsegmentation, mmpretrain, pydensecrf2 and the rest; torchvision without its
 #      dependencies (see tools/patch_torchvision.py);
 #   4. mmcyc itself, editable, then `pip check`.
 # On a GPU machine install the CUDA torch/torchvision pair you need first and run
@@ -49,8 +49,8 @@ else
         "${PIP[@]}" --no-build-isolation -r requirements/mmcv.txt
 fi
 
-step "3/4 mmengine, mmsegmentation, mmpretrain, test tools"
-"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt
+step "3/4 mmengine, mmsegmentation, mmpretrain, test tools, dense CRF"
+"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt -r requirements/optional.txt
 if [ "${SKIP_TORCH:-0}" != "1" ]; then
     # The registry has only a CUDA build of torchvision; install it without pulling
     # another torch and make its fake-op registrations tolerate a CPU torch.

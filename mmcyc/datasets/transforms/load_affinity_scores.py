@@ -1,12 +1,14 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Load a CAM file as AffinityNet's low / high alpha score maps (stage 4)."""
+import os
 import os.path as osp
-from typing import Callable, Optional
+import tempfile
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmseg.registry import TRANSFORMS
+from mmseg.registry import TASK_UTILS, TRANSFORMS
 
 from mmcyc.models.utils.affinity_labels import background_scores
 from mmcyc.utils.cam_io import cam_name, load_cam
@@ -37,26 +39,74 @@ class LoadAffinityScores(BaseTransform):
         cam_dir (str): Folder of ``<image name>.npz`` CAM files.
         alpha_low (float): Defaults to 4 (psa ``--low_alpha``).
         alpha_high (float): Defaults to 32 (psa ``--high_alpha``).
-        crf (callable, optional): ``crf(image, scores) -> scores`` with the
-            (H, W, 3) uint8 RGB image and the (K + 1, H, W) tensor, e.g. a
-            ``pydensecrf`` wrapper (psa: 10 iterations, Gaussian sxy 3 /
-            compat 3, bilateral sxy 80 / srgb 13 / compat 10). Defaults to
-            None: no CRF (see :mod:`mmcyc.models.utils.affinity_labels`
-            for what that costs).
+        crf (dict | callable, optional): ``crf(image, scores) -> scores``
+            with the (H, W, 3) uint8 RGB image and the (K + 1, H, W) tensor,
+            or the config of one in ``TASK_UTILS``: ``dict(type='DenseCRF')``
+            is psa's (10 iterations, Gaussian sxy 3 / compat 3, bilateral
+            sxy 80 / srgb 13 / compat 10). Defaults to None: no CRF (see
+            :mod:`mmcyc.models.utils.affinity_labels` for what that costs).
+        crf_cache_dir (str, optional): Where the two CRF'd stacks of each
+            image are kept (``<image name>.npz``, float16, written
+            atomically), so the CRF runs once per image as psa's
+            ``infer_cls.py`` does, not once per epoch. Defaults to None: no
+            cache (the CRF runs whenever the image is loaded).
     """
 
     def __init__(self,
                  cam_dir: str,
                  alpha_low: float = 4.0,
                  alpha_high: float = 32.0,
-                 crf: Optional[Callable] = None):
+                 crf: Union[dict, Callable, None] = None,
+                 crf_cache_dir: Optional[str] = None):
         if not 0 < alpha_low < alpha_high:
             raise ValueError('expected 0 < alpha_low < alpha_high, got '
                              f'{alpha_low} and {alpha_high}')
+        if isinstance(crf, dict):
+            crf = TASK_UTILS.build(crf)
+        if crf is not None and not callable(crf):
+            raise TypeError(f'crf must be a config dict or a callable, got '
+                            f'{type(crf).__name__}')
         self.cam_dir = cam_dir
         self.alpha_low = alpha_low
         self.alpha_high = alpha_high
         self.crf = crf
+        self.crf_cache_dir = crf_cache_dir if crf is not None else None
+
+    def _score_stacks(self, cams: torch.Tensor, img: np.ndarray,
+                      name: str) -> torch.Tensor:
+        """The low and high alpha stacks, (2 (K + 1), H, W), CRF'd and
+        cached when configured."""
+        cache = (osp.join(self.crf_cache_dir, name + '.npz')
+                 if self.crf_cache_dir else None)
+        if cache and osp.isfile(cache):
+            with np.load(cache) as f:
+                scores = f['scores']
+            if scores.shape != (2 * (cams.shape[0] + 1), *cams.shape[1:]):
+                raise ValueError(
+                    f'CRF cache {cache} holds scores of shape {scores.shape}'
+                    f', expected {(2 * (cams.shape[0] + 1), *cams.shape[1:])}'
+                    ' for its CAM file: delete the stale cache')
+            return torch.from_numpy(scores.astype(np.float32))
+        # mmcv loads BGR; a CRF expects the RGB image.
+        image = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])) \
+            if self.crf is not None else None
+        scores = torch.cat([
+            background_scores(cams, alpha, self.crf, image)
+            for alpha in (self.alpha_low, self.alpha_high)
+        ])  # (2 (K + 1), H, W)
+        if cache:
+            os.makedirs(self.crf_cache_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f'.{name}.', suffix='.npz', dir=self.crf_cache_dir)
+            try:
+                with os.fdopen(fd, 'wb') as f:
+                    np.savez(f, scores=scores.numpy().astype(np.float16))
+                os.replace(tmp, cache)
+            except BaseException:
+                if osp.exists(tmp):
+                    os.remove(tmp)
+                raise
+        return scores
 
     def transform(self, results: dict) -> dict:
         path = osp.join(self.cam_dir, cam_name(results['img_path']) + '.npz')
@@ -67,15 +117,9 @@ class LoadAffinityScores(BaseTransform):
                 f'CAM {path} has size {cams.shape[1:]} but the image '
                 f'{results["img_path"]} {img.shape[:2]}: load the scores '
                 'before any resize')
-        cams = torch.from_numpy(cams)
-        # mmcv loads BGR; a CRF expects the RGB image.
-        image = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])) \
-            if self.crf is not None else None
-        stacks = [
-            background_scores(cams, alpha, self.crf, image)
-            for alpha in (self.alpha_low, self.alpha_high)
-        ]  # 2 x (K + 1, H, W)
-        scores = torch.cat(stacks).permute(1, 2, 0)  # (H, W, 2 (K + 1))
+        scores = self._score_stacks(
+            torch.from_numpy(cams), img, cam_name(results['img_path']))
+        scores = scores.permute(1, 2, 0)  # (H, W, 2 (K + 1))
         results['aff_scores'] = np.ascontiguousarray(scores.numpy())
         results['aff_score_labels'] = labels
         seg_fields = list(results.get('seg_fields', []))
@@ -86,4 +130,4 @@ class LoadAffinityScores(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(cam_dir={self.cam_dir!r}, '
                 f'alpha_low={self.alpha_low}, alpha_high={self.alpha_high}, '
-                f'crf={self.crf!r})')
+                f'crf={self.crf!r}, crf_cache_dir={self.crf_cache_dir!r})')

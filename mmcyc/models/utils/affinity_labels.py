@@ -33,9 +33,10 @@ classes (1..K); here they are the class index + 1 when ``labels`` is given
 (VOC mask values), which gives the same pairs.
 
 Note:
-    psa refines both score stacks with a dense CRF (``pydensecrf``, not a
-    dependency of mmcyc). Pass any ``crf(image, scores) -> scores``
-    callable to get it; without one, the confident regions keep the CAM's
+    psa refines both score stacks with a dense CRF: pass
+    :class:`~mmcyc.models.utils.DenseCRF` (``pydensecrf2``, installed by
+    ``tools/install.sh``) or any ``crf(image, scores) -> scores``
+    callable; without one, the confident regions keep the CAM's
     blurry outline: fewer confident foreground pixels at object boundaries
     and noisier bg/fg pairs there, so a weaker AffinityNet and lower
     pseudo-mask mIoU after the random walk than psa's.

@@ -320,3 +320,8 @@ def test_voc_config_builds_with_psa_hyper_parameters():
     assert (net.rw.radius, net.rw.beta, net.rw.steps) == (5, 8.0, 256)
     assert net.test_cfg['bg_alpha'] == 16
     assert net.embed_head.loss_weights == (0.25, 0.25, 0.5)
+    # psa's labels: both score stacks through its dense CRF, once per image
+    load_scores = cfg.train_dataloader.dataset.pipeline[1]
+    assert load_scores.type == 'LoadAffinityScores'
+    assert load_scores.crf == dict(type='DenseCRF')
+    assert load_scores.crf_cache_dir
