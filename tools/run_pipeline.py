@@ -244,10 +244,14 @@ class Pipeline:
 
     def aff_train(self, force: bool) -> None:
         cams = self.path('cams', 'cam')
+        crf_cache = self.path('cams', 'cam_crf')  # CRF'd labels of those CAMs
+        if force:
+            shutil.rmtree(crf_cache, ignore_errors=True)
         self.train_stage(
             'aff', force,
             f'model.backbone.init_cfg.checkpoint={self.cam_checkpoint()}',
             f'train_dataloader.dataset.pipeline.1.cam_dir={cams}',
+            f'train_dataloader.dataset.pipeline.1.crf_cache_dir={crf_cache}',
             f'model.test_cfg.cam_dir={cams}')
 
     def rw(self, force: bool) -> None:

@@ -37,6 +37,8 @@ def test_results_and_outputs(pipeline_run):
     assert 0 <= results['cam_cyc'] <= 100
     # stage 4: AffinityNet trained, plain and refined CAMs walked and scored
     assert (work / 'work' / 'aff' / 'epoch_2.pth').is_file()
+    # its labels came through the dense CRF, run once per train_aug image
+    assert len(list((work / 'work' / 'cams' / 'cam_crf').glob('*.npz'))) == 24
     assert 0 <= results['cam_rw'] <= 100 and 0 <= results['cam_rw_cyc'] <= 100
     assert '| CAM + RW + Cyc |' in proc.stdout
     # the walked pseudo masks as VOC palette PNGs, one per train_aug image
