@@ -55,3 +55,12 @@ def run_tool():
 @pytest.fixture(scope='session')
 def python():
     return sys.executable
+
+
+@pytest.fixture
+def free_port():
+    """A TCP port free now, for a torchrun rendezvous (``PORT=...``)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])

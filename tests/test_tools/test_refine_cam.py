@@ -126,7 +126,8 @@ def test_zero_refs_leaves_cams_unchanged(stage_inputs, tiny_synthvoc, run_tool,
 
 
 def test_two_rank_run_matches_single_process(refined, stage_inputs,
-                                             tiny_synthvoc, run_tool, python):
+                                             tiny_synthvoc, run_tool, python,
+                                             free_port):
     """tools/dist_refine_cam.sh on 2 CPU ranks (gloo): the bank built in
     shares and the targets split across ranks give the single-process CAMs
     and metrics."""
@@ -138,7 +139,7 @@ def test_two_rank_run_matches_single_process(refined, stage_inputs,
         '--cam-dir', cam_dir, '--out-dir', dist_out, '--metrics-json',
         dist_out + '/metrics.json', '--workers', '0', '--cfg-options',
         f'train_dataloader.dataset.dataset.data_root={tiny_synthvoc}',
-        env=dict(os.environ, PYTHON=python, PORT='29531'))
+        env=dict(os.environ, PYTHON=python, PORT=free_port))
     log = proc.stdout + proc.stderr
     assert 'refining 4 targets' in log  # 8 targets, 4 a rank
     names = sorted(f for f in os.listdir(out) if f.endswith('.npz'))

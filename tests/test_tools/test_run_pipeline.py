@@ -1,5 +1,6 @@
 """The main job, tools/run_pipeline.py, end to end on a tiny dataset."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -92,3 +93,32 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
         assert f'tools/{tool}' not in log
     with open(work / 'work' / 'results.json') as f:
         assert json.load(f) == first
+
+
+def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
+                                               free_port):
+    """Stage 4's random walk on 2 CPU ranks (gloo, tools/dist_test.sh): each
+    rank writes the PNGs of its shard; together they are the main job's
+    single-process masks of train, with the same gathered mIoU."""
+    work, _, _ = pipeline_run
+    data, out = work / 'data', work / 'dist_rw'
+    metrics = out / 'metrics.json'
+    run_tool(
+        'bash', 'tools/dist_test.sh', 'tests/data/aff_tiny_synthvoc.py',
+        str(work / 'work' / 'aff' / 'epoch_2.pth'), '2', '--work-dir',
+        str(out / 'work'), '--split', 'ImageSets/Segmentation/train.txt',
+        '--pseudo-mask-dir', str(out / 'masks'), '--metrics-json',
+        str(metrics), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data}',
+        f"model.test_cfg.cam_dir={work / 'work' / 'cams' / 'cyc'}",
+        env=dict(os.environ, PYTHON=python, PORT=free_port))
+    pngs = sorted((out / 'masks').glob('*.png'))
+    assert len(pngs) == 8  # the train images
+    for png in pngs:
+        single = work / 'work' / 'pseudo_masks' / 'rw_cyc' / png.name
+        with Image.open(png) as a, Image.open(single) as b:
+            assert np.array_equal(np.asarray(a), np.asarray(b)), png.name
+    with open(metrics) as f:
+        dist_miou = json.load(f)['mIoU']
+    with open(work / 'work' / 'metrics' / 'rw_cyc_train.json') as f:
+        assert dist_miou == pytest.approx(json.load(f)['mIoU'], abs=0.01)

@@ -95,12 +95,12 @@ def test_checkpoint_with_wrong_keys_is_refused(tiny_synthvoc, tmp_path,
 
 
 def test_dist_train_two_cpu_processes(tiny_synthvoc, tmp_path, run_tool,
-                                     python):
+                                     python, free_port):
     work = str(tmp_path / 'dist')
     proc = run_tool(
         'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
         '--cfg-options', 'train_cfg.max_epochs=1', *data_options(tiny_synthvoc),
-        env=dict(PORT='29533', PYTHON=python))
+        env=dict(PORT=free_port, PYTHON=python))
     log = proc.stdout + proc.stderr
     assert 'Distributed launcher: pytorch' in log
     assert "dist_cfg: {'backend': 'gloo'}" in log
@@ -111,7 +111,7 @@ def test_dist_train_two_cpu_processes(tiny_synthvoc, tmp_path, run_tool,
 
 def test_dist_test_shards_images_and_gathers_metrics(trained, tiny_synthvoc,
                                                      tmp_path, python,
-                                                     run_tool):
+                                                     run_tool, free_port):
     ckpt = osp.join(trained, 'epoch_2.pth')
     common = ['--split', 'ImageSets/Segmentation/val.txt', '--cfg-options',
               *data_options(tiny_synthvoc)]
@@ -122,7 +122,7 @@ def test_dist_test_shards_images_and_gathers_metrics(trained, tiny_synthvoc,
     proc = run_tool('bash', 'tools/dist_test.sh', CONFIG, ckpt, '2',
                     '--work-dir', str(tmp_path / 'w2'), '--cam-dir',
                     str(tmp_path / 'cams2'), '--metrics-json', str(dist),
-                    *common, env=dict(PORT='29534', PYTHON=python))
+                    *common, env=dict(PORT=free_port, PYTHON=python))
     assert 'Distributed launcher: pytorch' in proc.stdout + proc.stderr
     with open(single) as f, open(dist) as g:
         single_metrics, dist_metrics = json.load(f), json.load(g)
