@@ -258,9 +258,9 @@ class Pipeline:
         """Walk the plain and the refined CAMs into pseudo masks.
 
         train is walked and scored first (the ``cam_rw*`` rows), then
-        train_aug, whose masks stage 5 trains on; the second run walks the
-        train images again (a third of train_aug here, 14% on VOC) rather
-        than scoring a subset of its output.
+        train_aug, whose masks stage 5 trains on; the second run reads the
+        masks of train back from the folder (``tools/test.py
+        --pseudo-mask-dir`` resumes) and walks only the rest.
         """
         config = self.stage_config('aff')
         for name, cams in (('rw', 'cam'), ('rw_cyc', 'cyc')):

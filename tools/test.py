@@ -30,7 +30,8 @@ def parse_args():
     parser.add_argument(
         '--pseudo-mask-dir',
         help='write every prediction as a VOC palette PNG there '
-        '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks')
+        '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks; for '
+        'AffinityNet, images whose PNG exists are read back (resumable)')
     parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
     parser.add_argument(
@@ -91,6 +92,10 @@ def main():
             dict(type='PseudoMaskWriterHook', out_dir=args.pseudo_mask_dir,
                  loops=('test', ))
         ]
+        if cfg.model.get('type') == 'AffinityNet':
+            # resumable walk: masks already written are read back
+            cfg.model.setdefault('test_cfg', {})['mask_dir'] = \
+                args.pseudo_mask_dir
     cfg.load_from = None  # loaded below, checked against the model
     setup_cpu_distributed(cfg, args.launcher)
 

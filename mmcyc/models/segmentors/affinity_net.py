@@ -1,16 +1,19 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """AffinityNet: affinity embedding trained on CAM-derived labels (stage 4)."""
 import copy
+import os.path as osp
 from typing import Dict, List, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from PIL import Image
 
-from mmcyc.utils import CAMStore
+from mmcyc.utils import CAMStore, cam_name
 # Imported for their registration: the default configs build them by name.
 from ..heads.affinity_embed_head import AffinityEmbedHead  # noqa: F401
 from ..postprocessors.affinity_rw_postprocessor import \
@@ -60,7 +63,11 @@ class AffinityNet(BaseModel):
             ``predict``), ``bg_alpha`` (16, psa ``--alpha``), ``stride`` (8,
             the embedding's stride), ``rw`` (the
             ``AffinityRWPostprocessor`` config; psa's radius 5, beta 8, 256
-            steps by default).
+            steps by default), ``mask_dir`` (None; a folder of pseudo-mask
+            PNGs written by an earlier run, e.g. the ``out_dir`` of
+            ``PseudoMaskWriterHook``: an image whose ``<name>.png`` is there
+            is read back instead of walked, so an interrupted walk resumes;
+            ``tools/test.py --pseudo-mask-dir`` sets it).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -96,6 +103,7 @@ class AffinityNet(BaseModel):
         cfg = dict(
             dict(
                 cam_dir=None,
+                mask_dir=None,
                 bg_alpha=16.0,
                 stride=8,
                 rw=dict(type='AffinityRWPostprocessor')), **cfg)
@@ -214,6 +222,12 @@ class AffinityNet(BaseModel):
             height, width = sample.metainfo['img_shape'][:2]
             ori_shape = tuple(sample.metainfo.get('ori_shape',
                                                   (height, width))[:2])
+            written = self._written_mask(sample.metainfo['img_path'],
+                                         ori_shape)
+            if written is not None:
+                sample.pred_sem_seg = PixelData(
+                    data=written.to(inputs.device)[None])  # (1, H, W)
+                continue
             cam = store.load(sample.metainfo['img_path'],
                              self.num_classes).to(inputs.device)
             if tuple(cam.shape[1:]) != (height, width):
@@ -229,6 +243,32 @@ class AffinityNet(BaseModel):
             sample.pred_sem_seg = PixelData(
                 data=scores.argmax(dim=0, keepdim=True))  # (1, H, W)
         return data_samples
+
+    def _written_mask(self, img_path: str,
+                      ori_shape: tuple) -> Optional[torch.Tensor]:
+        """The (H, W) int64 mask of ``test_cfg.mask_dir``, if written."""
+        if self.test_cfg['mask_dir'] is None:
+            return None
+        path = osp.join(self.test_cfg['mask_dir'], cam_name(img_path) + '.png')
+        if not osp.isfile(path):
+            return None
+        try:
+            with Image.open(path) as png:
+                mask = np.array(png)
+        except Exception as e:  # noqa: BLE001 -- decoders raise many kinds
+            raise ValueError(f'cannot decode pseudo mask {path}: expected a '
+                             f'PNG label mask ({type(e).__name__}: {e}); '
+                             'delete it to walk the image again') from e
+        if mask.shape != tuple(ori_shape):
+            raise ValueError(
+                f'pseudo mask {path} has size {mask.shape}, expected the '
+                f'image size {tuple(ori_shape)}: a stale mask of another '
+                'image? delete it to walk the image again')
+        if mask.max(initial=0) > self.num_classes:
+            raise ValueError(
+                f'pseudo mask {path} has label {int(mask.max())}: expected '
+                f'0..{self.num_classes}')
+        return torch.from_numpy(mask.astype(np.int64))
 
     def _forward(self, inputs: torch.Tensor, data_samples=None):
         return self.extract_feat(inputs)

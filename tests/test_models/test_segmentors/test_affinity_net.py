@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
@@ -280,6 +281,41 @@ def test_predict_reads_cam_files(model, tmp_path):
     dense[[2, 11]] = torch.from_numpy(cams)
     expected = model.propagate_cam(inputs[:, :, :60, :70], dense).argmax(0)
     assert torch.equal(mask[0], expected)
+
+
+def test_predict_reads_back_written_masks(model, tmp_path):
+    """With test_cfg.mask_dir, an image whose PNG exists is read back, the
+    others are walked as without it; a stale PNG is an error."""
+    cams = np.zeros((1, 40, 48), np.float32)
+    cams[0, 5:30, 5:30] = 0.9
+    for name in ('a', 'b'):
+        save_cam(str(tmp_path / 'cams' / f'{name}.npz'), cams, np.array([6]))
+    masks = tmp_path / 'masks'
+    masks.mkdir()
+    written = np.zeros((40, 48), np.uint8)
+    written[10:20, 30:40] = 9  # not what the walk would give
+    Image.fromarray(written).save(masks / 'a.png')
+    inputs = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(1))
+
+    def predict(mask_dir):
+        model.test_cfg.update(cam_dir=str(tmp_path / 'cams'), mask_dir=mask_dir)
+        try:
+            samples = [SegDataSample(metainfo=dict(
+                img_path=f'/d/JPEGImages/{n}.jpg', img_shape=(40, 48),
+                ori_shape=(40, 48))) for n in ('a', 'b')]
+            return [s.pred_sem_seg.data[0]
+                    for s in model(inputs, samples, mode='predict')]
+        finally:
+            model.test_cfg.update(cam_dir=None, mask_dir=None)
+
+    walked = predict(None)
+    resumed = predict(str(masks))
+    assert torch.equal(resumed[0], torch.from_numpy(written).long())
+    assert not torch.equal(resumed[0], walked[0])
+    assert torch.equal(resumed[1], walked[1])  # b.png absent: walked
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / 'a.png')
+    with pytest.raises(ValueError, match='a.png has size'):
+        predict(str(masks))
 
 
 def test_model_bad_arguments(model):
