@@ -50,7 +50,8 @@ from torch.utils.data import DataLoader, Subset
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmcyc.datasets.transforms import LoadCheckedAnnotations  # noqa: E402
-from mmcyc.engine import setup_cpu_distributed  # noqa: E402
+from mmcyc.engine import (setup_cpu_distributed,  # noqa: E402
+                          teardown_distributed)
 from mmcyc.models.refiners import CAMRefiner  # noqa: E402
 from mmcyc.models.utils.cam import cam_to_mask  # noqa: E402
 from mmcyc.models.utils.psa_keys import (check_state_dict_keys,  # noqa: E402
@@ -287,3 +288,4 @@ def main():
 
 if __name__ == '__main__':
     main()
+    teardown_distributed()

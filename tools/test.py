@@ -10,7 +10,7 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
-                          setup_cpu_distributed)
+                          setup_cpu_distributed, teardown_distributed)
 from mmcyc.models.utils.psa_keys import check_state_dict_keys
 
 
@@ -114,3 +114,4 @@ def main():
 
 if __name__ == '__main__':
     main()
+    teardown_distributed()

@@ -12,7 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
-                          setup_cpu_distributed)
+                          setup_cpu_distributed, teardown_distributed)
 
 
 def parse_args():
@@ -85,3 +85,4 @@ def main():
 
 if __name__ == '__main__':
     main()
+    teardown_distributed()

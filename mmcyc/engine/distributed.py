@@ -40,3 +40,16 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     os.environ.setdefault('LOCAL_RANK', '0')
     return True
+
+
+def teardown_distributed() -> None:
+    """Wait for every rank, then destroy the process group.
+
+    A rank that exits while gloo's threads still hold the group aborts with
+    ``terminate called without an active exception`` (SIGABRT), which
+    torchrun reports as a failure although the work is done; the tools call
+    this at the end of a distributed run so that the ranks leave together.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
