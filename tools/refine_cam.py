@@ -56,7 +56,7 @@ from mmcyc.models.refiners import CAMRefiner  # noqa: E402
 from mmcyc.models.utils.cam import cam_to_mask  # noqa: E402
 from mmcyc.models.utils.psa_keys import (check_state_dict_keys,  # noqa: E402
                                          unwrap_state_dict)
-from mmcyc.utils import CAMStore, cam_name  # noqa: E402
+from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 
 
 def parse_args():
@@ -279,11 +279,8 @@ def main():
                     f'{results["mIoU"]:.2f}, stage-1 '
                     f'{results["mIoU_unrefined"]:.2f}')
         if is_main_process():
-            out = osp.abspath(args.metrics_json)
-            os.makedirs(osp.dirname(out), exist_ok=True)
-            with open(out + '.tmp', 'w') as f:
+            with atomic_open(args.metrics_json, 'w') as f:
                 json.dump(results, f, indent=2)
-            os.replace(out + '.tmp', out)
 
 
 if __name__ == '__main__':

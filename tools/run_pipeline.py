@@ -49,6 +49,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mmcyc.datasets.synthvoc import is_complete, make_synthvoc  # noqa: E402
+from mmcyc.utils import atomic_open  # noqa: E402
 from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
 STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'refine',
@@ -357,10 +358,8 @@ def write_results(rows: dict, work_dir: str) -> str:
     table = '\n'.join(lines) + '\n'
     for name, text in (('results.json', json.dumps(rows, indent=2)),
                        ('results.md', table)):
-        tmp = osp.join(work_dir, name + '.tmp')
-        with open(tmp, 'w') as f:
+        with atomic_open(osp.join(work_dir, name), 'w') as f:
             f.write(text)
-        os.replace(tmp, osp.join(work_dir, name))
     return table
 
 

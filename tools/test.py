@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
 from mmcyc.models.utils.psa_keys import check_state_dict_keys
+from mmcyc.utils import atomic_open
 
 
 def parse_args():
@@ -103,13 +104,9 @@ def main():
     load_checked(runner, args.checkpoint)
     metrics = runner.test()
     if args.metrics_json and get_rank() == 0:
-        out = osp.abspath(args.metrics_json)
-        os.makedirs(osp.dirname(out), exist_ok=True)
-        tmp = out + '.tmp'
-        with open(tmp, 'w') as f:
+        with atomic_open(args.metrics_json, 'w') as f:
             json.dump({k: float(v) if not isinstance(v, str) else v
                        for k, v in metrics.items()}, f, indent=2)
-        os.replace(tmp, out)
 
 
 if __name__ == '__main__':

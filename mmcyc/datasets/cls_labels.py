@@ -8,11 +8,12 @@ float32`` saved with :func:`numpy.save`, i.e. pickled into a 0-d object array.
 
 These are pure functions on numpy arrays and files; they do not import mmseg.
 """
-import os
 import os.path as osp
 from typing import Dict, Optional
 
 import numpy as np
+
+from mmcyc.utils.atomic_io import atomic_open
 
 #: The 20 foreground classes of PASCAL VOC, in label-id order (id 1 .. 20).
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
@@ -100,10 +101,8 @@ def save_cls_labels(path: str, labels: Dict[str, np.ndarray]) -> None:
             stored as float32.
     """
     table = {str(k): np.asarray(v, np.float32) for k, v in labels.items()}
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as f:
+    with atomic_open(path) as f:
         np.save(f, table, allow_pickle=True)
-    os.replace(tmp, path)
 
 
 def labels_from_mask(mask: np.ndarray,

@@ -44,6 +44,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from mmcyc.utils.atomic_io import atomic_open
+
 from .cls_labels import (VOC_CLASSES, labels_from_mask, save_cls_labels,
                          voc_palette)
 
@@ -462,11 +464,9 @@ def make_synthvoc(out_dir: str,
         format_version=FORMAT_VERSION,
         args=args,
         counts={k: len(v) for k, v in splits.items()})
-    tmp = meta_path + '.tmp'
-    with open(tmp, 'w') as f:
+    with atomic_open(meta_path, 'w') as f:
         json.dump(meta, f, indent=2, sort_keys=True)
         f.write('\n')
-    os.replace(tmp, meta_path)
     return dict(
         out_dir=out_dir,
         args=args,

@@ -12,14 +12,14 @@ future LPCAM / SEENet sources) writes one ``<name>.npz`` per image holding:
 Files are written atomically (temporary file + ``os.replace``), so a crash
 never leaves a truncated CAM and a rerun can skip every file that exists.
 """
-import os
 import os.path as osp
-import tempfile
 import zipfile
 from typing import Tuple
 
 import numpy as np
 import torch
+
+from .atomic_io import atomic_open
 
 
 def cam_name(img_path: str) -> str:
@@ -40,17 +40,8 @@ def save_cam(path: str, cams: np.ndarray, labels: np.ndarray) -> None:
     if cams.ndim != 3 or cams.shape[0] != labels.shape[0]:
         raise ValueError(f'cams must be (K, H, W) with K = len(labels); got '
                          f'{cams.shape} and {labels.shape} for {path}')
-    out_dir = osp.dirname(osp.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=out_dir, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, cams=cams.astype(np.float16), labels=labels)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_open(path) as f:
+        np.savez(f, cams=cams.astype(np.float16), labels=labels)
 
 
 def load_cam(path: str) -> Tuple[np.ndarray, np.ndarray]:

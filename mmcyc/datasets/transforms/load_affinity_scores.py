@@ -1,8 +1,6 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Load a CAM file as AffinityNet's low / high alpha score maps (stage 4)."""
-import os
 import os.path as osp
-import tempfile
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -11,6 +9,7 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TASK_UTILS, TRANSFORMS
 
 from mmcyc.models.utils.affinity_labels import background_scores
+from mmcyc.utils.atomic_io import atomic_open
 from mmcyc.utils.cam_io import cam_name, load_cam
 
 
@@ -95,17 +94,8 @@ class LoadAffinityScores(BaseTransform):
             for alpha in (self.alpha_low, self.alpha_high)
         ])  # (2 (K + 1), H, W)
         if cache:
-            os.makedirs(self.crf_cache_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix=f'.{name}.', suffix='.npz', dir=self.crf_cache_dir)
-            try:
-                with os.fdopen(fd, 'wb') as f:
-                    np.savez(f, scores=scores.numpy().astype(np.float16))
-                os.replace(tmp, cache)
-            except BaseException:
-                if osp.exists(tmp):
-                    os.remove(tmp)
-                raise
+            with atomic_open(cache) as f:
+                np.savez(f, scores=scores.numpy().astype(np.float16))
         return scores
 
     def transform(self, results: dict) -> dict:

@@ -2,7 +2,6 @@
 """Write predicted masks as VOC palette PNGs: stage 4's pseudo-mask folder."""
 import os
 import os.path as osp
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -14,6 +13,7 @@ from mmseg.registry import HOOKS
 from PIL import Image
 
 from mmcyc.datasets.cls_labels import voc_palette
+from mmcyc.utils.atomic_io import atomic_open
 
 LOOPS = ('val', 'test')
 
@@ -22,15 +22,14 @@ def write_palette_png(mask: np.ndarray, path: str,
                       palette: Optional[bytes] = None) -> None:
     """Write a label map as a ``'P'``-mode PNG, atomically.
 
-    The PNG goes to a unique temporary file beside ``path`` first and is then
-    moved over ``path`` with :func:`os.replace`, so a reader never sees a
-    partial file and two processes writing the same name (the padded tail of
-    a distributed sampler) leave one whole file.
+    Written through :func:`mmcyc.utils.atomic_open`, so a reader never sees
+    a partial file and two processes writing the same name (the padded tail
+    of a distributed sampler) leave one whole file.
 
     Args:
         mask (np.ndarray): ``(H, W)`` integer label map with values in
             [0, 255] (0 background, ``c + 1`` class c, 255 ignore).
-        path (str): The PNG file to write; its folder must exist.
+        path (str): The PNG file to write; its folder is created if needed.
         palette (bytes, optional): 768 bytes of RGB colours. Defaults to the
             PASCAL VOC colour map.
     """
@@ -45,16 +44,8 @@ def write_palette_png(mask: np.ndarray, path: str,
         palette = voc_palette().tobytes()
     png = Image.fromarray(mask.astype(np.uint8))  # 'L'; putpalette -> 'P'
     png.putpalette(palette)
-    folder, name = osp.split(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            png.save(f, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path) as f:
+        png.save(f, format='PNG')
 
 
 @HOOKS.register_module()

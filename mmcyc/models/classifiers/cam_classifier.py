@@ -1,6 +1,6 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Image-level multi-label classifier whose 1x1 classifier gives CAMs."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn

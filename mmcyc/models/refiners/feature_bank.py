@@ -7,10 +7,8 @@ the trained F and on the stage-1 CAM of s, not on the target, so the bank
 computes them once per training image and every target reuses them: a
 target then costs one forward pass (its own ``F_t``) instead of N + 1.
 """
-import os
 import os.path as osp
 import shutil
-import tempfile
 import zlib
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -19,7 +17,7 @@ import torch.nn.functional as F
 from mmengine.dist import barrier, get_dist_info
 from mmengine.utils import ProgressBar
 
-from mmcyc.utils import CAMStore
+from mmcyc.utils import CAMStore, atomic_open
 
 FeatureFn = Callable[[Sequence[int]], Iterable[torch.Tensor]]
 BANK_VERSION = 1
@@ -43,17 +41,8 @@ def seeded_generator(seed: int, key: str) -> torch.Generator:
 
 
 def _atomic_save(obj: dict, path: str) -> None:
-    out_dir = osp.dirname(osp.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 class FeatureBank:

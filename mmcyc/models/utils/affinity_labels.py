@@ -41,7 +41,7 @@ Note:
     and noisier bg/fg pairs there, so a weaker AffinityNet and lower
     pseudo-mask mIoU after the random walk than psa's.
 """
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
