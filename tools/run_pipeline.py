@@ -157,6 +157,19 @@ class Pipeline:
         self.run_tool('train.py', config, '--work-dir', work, *resume,
                       '--cfg-options', *self.data_options(config), *options)
 
+    def scored(self, metrics: str, force: bool, done: str) -> bool:
+        """Whether a scoring step is done: its metrics file exists.
+
+        A forced stage removes the file first; a done step is logged as
+        ``'<done>, skipped'``.
+        """
+        if force and osp.isfile(metrics):
+            os.remove(metrics)
+        if osp.isfile(metrics):
+            self.logger.info(f'{done}, skipped')
+            return True
+        return False
+
     def cam_train(self, force: bool) -> None:
         self.train_stage('cam', force)
 
@@ -164,14 +177,11 @@ class Pipeline:
         cam_dir = self.path('cams', 'cam')
         if force:  # CAMs of an older checkpoint must not be read back
             shutil.rmtree(cam_dir, ignore_errors=True)
+        config = self.stage_config('cam')
         for split in ('train', 'val', 'train_aug'):
             metrics = self.path('metrics', f'cam_{split}.json')
-            if force and osp.isfile(metrics):
-                os.remove(metrics)
-            if osp.isfile(metrics):
-                self.logger.info(f'cam_infer: {split} scored, skipped')
+            if self.scored(metrics, force, f'cam_infer: {split} scored'):
                 continue
-            config = self.stage_config('cam')
             self.run_tool('test.py', config, self.cam_checkpoint(),
                           '--work-dir', self.path('cam_test'), '--cam-dir',
                           cam_dir, '--split',
@@ -228,11 +238,8 @@ class Pipeline:
         config = self.stage_config('cyc')
         for split in ('train', 'train_aug'):
             metrics = self.path('metrics', f'cyc_{split}.json')
-            if force and osp.isfile(metrics):
-                os.remove(metrics)
-            if osp.isfile(metrics):
-                self.logger.info(f'refine: {split} refined and scored, '
-                                 'skipped')
+            if self.scored(metrics, force,
+                           f'refine: {split} refined and scored'):
                 continue
             self.run_tool('refine_cam.py', config,
                           self.final_checkpoint('cyc'), '--cam-dir',
@@ -270,10 +277,8 @@ class Pipeline:
                 shutil.rmtree(masks, ignore_errors=True)
             for split in ('train', 'train_aug'):
                 metrics = self.path('metrics', f'{name}_{split}.json')
-                if force and osp.isfile(metrics):
-                    os.remove(metrics)
-                if osp.isfile(metrics):
-                    self.logger.info(f'rw: {name} of {split} scored, skipped')
+                if self.scored(metrics, force,
+                               f'rw: {name} of {split} scored'):
                     continue
                 self.run_tool(
                     'test.py', config, self.final_checkpoint('aff'),
@@ -293,10 +298,7 @@ class Pipeline:
                     f' expected some of {sorted(SEG_ROWS)}')
             work = self.path('seg', name)
             metrics = self.path('metrics', f'seg_{name}_val.json')
-            if force and osp.isfile(metrics):
-                os.remove(metrics)
-            if osp.isfile(metrics):
-                self.logger.info(f'seg: model on {name} scored, skipped')
+            if self.scored(metrics, force, f'seg: model on {name} scored'):
                 continue
             masks = (f'train_dataloader.dataset.data_prefix.seg_map_path='
                      f'{self.path("pseudo_masks", name)}')

@@ -7,6 +7,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
@@ -32,7 +33,8 @@ def parse_args():
         '--pseudo-mask-dir',
         help='write every prediction as a VOC palette PNG there '
         '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks; for '
-        'AffinityNet, images whose PNG exists are read back (resumable)')
+        'a model with test_cfg.mask_dir (AffinityNet), images whose PNG '
+        'exists are read back (resumable)')
     parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
     parser.add_argument(
@@ -93,15 +95,18 @@ def main():
             dict(type='PseudoMaskWriterHook', out_dir=args.pseudo_mask_dir,
                  loops=('test', ))
         ]
-        if cfg.model.get('type') == 'AffinityNet':
-            # resumable walk: masks already written are read back
-            cfg.model.setdefault('test_cfg', {})['mask_dir'] = \
-                args.pseudo_mask_dir
     cfg.load_from = None  # loaded below, checked against the model
     setup_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
     load_checked(runner, args.checkpoint)
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    test_cfg = getattr(model, 'test_cfg', None)
+    if args.pseudo_mask_dir is not None and isinstance(
+            test_cfg, dict) and 'mask_dir' in test_cfg:
+        # a model that can read its masks back (AffinityNet): resumable
+        test_cfg['mask_dir'] = args.pseudo_mask_dir
     metrics = runner.test()
     if args.metrics_json and get_rank() == 0:
         with atomic_open(args.metrics_json, 'w') as f:

@@ -1,6 +1,8 @@
 """The main job, tools/run_pipeline.py, end to end on a tiny dataset."""
 import json
 import os
+import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -122,3 +124,36 @@ def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
         dist_miou = json.load(f)['mIoU']
     with open(work / 'work' / 'metrics' / 'rw_cyc_train.json') as f:
         assert dist_miou == pytest.approx(json.load(f)['mIoU'], abs=0.01)
+
+
+def test_walk_resumes_from_masks_already_written(pipeline_run, run_tool,
+                                                 python):
+    """tools/test.py --pseudo-mask-dir reads back the PNGs in the folder
+    (AffinityNet's test_cfg.mask_dir) and walks only the missing images."""
+    work, _, _ = pipeline_run
+    walked = work / 'work' / 'pseudo_masks' / 'rw_cyc'
+    out = work / 'resumed'
+    out.mkdir()
+    train = (work / 'data' / 'ImageSets' / 'Segmentation' /
+             'train.txt').read_text().split()
+    names = [osp.splitext(osp.basename(n))[0] for n in train]
+    kept, missing = names[0], names[1]
+    with Image.open(walked / f'{kept}.png') as png:
+        size = png.size
+    marker = Image.fromarray(np.full(size[::-1], 7, np.uint8))
+    marker.save(out / f'{kept}.png')  # not what the walk gives
+    shutil.copy(walked / f'{names[2]}.png', out / f'{names[2]}.png')
+    run_tool(
+        python, 'tools/test.py', 'tests/data/aff_tiny_synthvoc.py',
+        str(work / 'work' / 'aff' / 'epoch_2.pth'), '--work-dir',
+        str(work / 'resumed_work'), '--split',
+        'ImageSets/Segmentation/train.txt', '--pseudo-mask-dir', str(out),
+        '--cfg-options', f"test_dataloader.dataset.data_root={work / 'data'}",
+        f"model.test_cfg.cam_dir={work / 'work' / 'cams' / 'cyc'}")
+    with Image.open(out / f'{kept}.png') as png:
+        assert (np.asarray(png) == 7).all()  # read back, not walked
+    for name in (missing, names[2]):  # walked (or read back) as before
+        with Image.open(out / f'{name}.png') as a, \
+                Image.open(walked / f'{name}.png') as b:
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert len(list(out.glob('*.png'))) == len(names)
