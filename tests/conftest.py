@@ -12,11 +12,11 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def voc12_meta():
     """AffinityNet's public VOC 2012 metadata (cls_labels.npy, split lists).
 
-    ``shared/data/voc12`` beside the repository, or ``$MMCYC_VOC12_META``.
+    A copy ships in ``tests/data/voc12`` (AffinityNet's public files, 3 MB);
+    ``$MMCYC_VOC12_META`` points elsewhere.
     """
     path = os.environ.get('MMCYC_VOC12_META',
-                          osp.join(osp.dirname(REPO), 'shared', 'data',
-                                   'voc12'))
+                          osp.join(REPO, 'tests', 'data', 'voc12'))
     if not osp.isfile(osp.join(path, 'cls_labels.npy')):
         pytest.fail(f'VOC 2012 metadata not found in {path}: expected '
                     'cls_labels.npy and train_aug.txt there (set '

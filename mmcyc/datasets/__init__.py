@@ -1,7 +1,9 @@
 """Datasets and transforms, registered in mmseg's DATASETS and TRANSFORMS."""
 from .cls_labels import (VOC_CLASSES, labels_from_mask, load_cls_labels,
                          save_cls_labels, voc_palette)
-from .synthvoc import SynthSample, is_complete, make_synthvoc, synth_sample
+from .synthvoc import (SynthSample, decode_part_map, is_complete,
+                       load_part_map, make_synthvoc, salient_from_part_map,
+                       synth_sample)
 from .transforms import (LoadCAMFromFile, LoadCheckedAnnotations,
                          LoadCheckedImageFromFile, PackImageLabelInputs)
 from .voc_image_label import VOCImageLabelDataset, read_image_names
@@ -9,7 +11,9 @@ from .voc_image_label import VOCImageLabelDataset, read_image_names
 __all__ = [
     'VOC_CLASSES', 'voc_palette', 'load_cls_labels', 'save_cls_labels',
     'labels_from_mask', 'make_synthvoc', 'is_complete', 'synth_sample',
-    'SynthSample', 'VOCImageLabelDataset', 'read_image_names',
+    'SynthSample', 'decode_part_map', 'load_part_map',
+    'salient_from_part_map',
+    'VOCImageLabelDataset', 'read_image_names',
     'LoadCheckedImageFromFile', 'LoadCheckedAnnotations',
     'PackImageLabelInputs', 'LoadCAMFromFile'
 ]

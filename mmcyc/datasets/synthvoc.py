@@ -1,24 +1,35 @@
 """SynthVOC: a tiny synthetic dataset in the exact PASCAL VOC 2012 layout.
 
-It stands in for VOC where VOC is not available (tests, CPU smoke runs of
-every stage) and is built so that the weakness CyCSNet addresses shows up.
-Every class has
+It stands in for VOC where VOC is not available (tests, CPU runs of every
+stage) and is built to pose the problem CyCSNet addresses (paper Sect. 1,
+Fig. 1): the instances of a class differ in which of their parts the CAM
+finds, so a target's CAM misses parts that other images of its class show
+clearly, and Eq. 14 can borrow them. Variants:
 
-* a small, highly discriminative **part** (about 10-20 % of the object): a
-  saturated colour unique to the class (hues 18 degrees apart) with one of
-  four patterns, and
-* a large, weakly discriminative **body**: shape, colour and texture from a
-  pool of four styles, each shared by five classes (class ``c`` uses style
-  ``(c - 1) % 4``).
+``'multi-part'`` (the default) -- every class has a shared-style **body**
+and **two class-specific parts** (each 10-16 % of the body's area, on
+roughly opposite sides of the object). In each object one part, drawn at
+random, is **salient** (the class's saturated colour and pattern at full
+contrast); the other is **weak**: the same pattern with its colour mixed
+half-way into the body colour. Which part is salient varies from object to
+object, so a classifier must learn both parts, yet in any one image its CAM
+is drawn to the salient one. Part 0 of class ``c`` has hue ``(c - 1) / 20``
+(bright, one of four patterns); part 1 a hue half-way between those, turned
+by 180 degrees (darker, another pattern), so the two parts of a class look
+unrelated -- like a ship's hull and its sail.
 
-A classifier trained on image-level labels then finds the part much more than
-the body, so CAM pseudo masks leave clear room for improvement, while bodies
-of the same class still look alike across images, which cross-image matching
-can exploit.
+``'single-part'`` (the control, format of earlier releases) -- one small,
+always salient part per class (10-18 % of the body). Every instance's CAM
+already finds it, so vectors borrowed from other images can only point at
+what the target's CAM covers: CyCSNet is not expected to help here.
+
+Both variants share the bodies: shape, colour and texture from a pool of
+four styles, each shared by five classes (class ``c`` uses style
+``(c - 1) % 4``), so the body alone does not tell the class.
 
 Each image holds 1-3 objects of 1-2 classes on a textured background
 (low-frequency noise, a grating and a gradient, different per image). Later
-objects occlude earlier ones and the mask follows. Every image is drawn from
+objects occlude earlier ones and the masks follow. Every image is drawn from
 its own generator seeded with ``(seed, index)``, so the same arguments always
 give byte-identical files.
 
@@ -27,6 +38,7 @@ Layout written under ``out_dir`` (image names ``synth_000000``, ...)::
     JPEGImages/<name>.jpg              every image
     SegmentationClass/<name>.png       train and val images
     SegmentationClassAug/<name>.png    every image
+    SynthParts/<name>.png              every image: the part map (below)
     ImageSets/Segmentation/train.txt   the first images of train_aug
     ImageSets/Segmentation/train_aug.txt
     ImageSets/Segmentation/val.txt     disjoint from train_aug
@@ -34,7 +46,12 @@ Layout written under ``out_dir`` (image names ``synth_000000``, ...)::
     synthvoc_meta.json                 the arguments, written last
 
 Masks are palette PNGs (VOC palette) with ids 0..20 and 255 on a band 2 px
-wide along every object border, like VOC's.
+wide along every object border, like VOC's. The part map is ground truth of
+the synthetic data only, for diagnostics (never used for training): a
+grey-level PNG with ``8 * class_id + role + 4 * salient`` on object pixels
+(role 0 = body, ``1 + k`` = class-specific part k; salient = 1 on the
+salient part) and 0 on the background, without border band;
+:func:`decode_part_map` and :func:`salient_from_part_map` split it.
 """
 import json
 import os
@@ -52,8 +69,10 @@ from .cls_labels import (VOC_CLASSES, labels_from_mask, save_cls_labels,
 NUM_CLASSES = len(VOC_CLASSES)
 IGNORE_INDEX = 255
 META_FILE = 'synthvoc_meta.json'
-FORMAT_VERSION = 1
+PART_DIR = 'SynthParts'
+FORMAT_VERSION = 2
 JPEG_QUALITY = 92
+VARIANTS = ('multi-part', 'single-part')
 
 # Body styles, each shared by five classes, so that the body alone does not
 # tell the class. Shape: superellipse exponent p (2 = ellipse, large = box,
@@ -66,12 +85,23 @@ BODY_STYLES = (
     dict(p=1.3, wobble=0.08, colour=(140, 106, 140), texture='hatch'),
 )
 PART_PATTERNS = ('solid', 'stripes', 'checker', 'rings')
-# Part area as a fraction of the body area before occlusion: small, like the
-# discriminative regions (heads, wheels) a VOC classifier locks onto.
+# single-part: part area as a fraction of the body area before occlusion:
+# small, like the discriminative regions (heads, wheels) a VOC classifier
+# locks onto.
 PART_FRACTION = (0.10, 0.18)
+# multi-part: parts per class, the area of each (fraction of the body area)
+# and how much of the class colour a weak part keeps (the rest is the body
+# colour under it): 0.5 is still visible, but far less than the salient part.
+NUM_PARTS = 2
+MULTI_PART_FRACTION = (0.10, 0.16)
+WEAK_PART_MIX = 0.5
+# part map value of an object pixel: PART_CODE * class_id + role, plus
+# SALIENT_FLAG on a salient part's pixels
+PART_CODE = 8
+SALIENT_FLAG = 4
 # Checks on the visible layout; a layout failing them is drawn again.
 MIN_VISIBLE_FRACTION = 0.6  # of an object's own pixels left after occlusion
-MAX_PART_FRACTION = 0.35  # visible part pixels / visible object pixels
+MAX_PART_FRACTION = 0.35  # visible pixels of one part / of the object
 MIN_PART_VISIBLE = 0.5  # of the part's own pixels left after occlusion
 MIN_INTERIOR_PIXELS = 12  # off the border band, so each class is in the mask
 MAX_TRIES = 100
@@ -85,16 +115,66 @@ class SynthSample(NamedTuple):
         mask (np.ndarray): ``(H, W)`` uint8 ids 0..20, 255 on borders.
         instances (np.ndarray): ``(H, W)`` int32 index + 1 of the visible
             object (0 = background).
-        part (np.ndarray): ``(H, W)`` bool, visible part pixels.
+        part (np.ndarray): ``(H, W)`` bool, visible pixels of any
+            class-specific part.
         objects (list[dict]): Per object in drawing order: ``class_id``
-            (1..20), ``body_style``, and the visible ``part_pixels`` and
-            ``body_pixels``.
+            (1..20), ``body_style``, the visible ``part_pixels`` (all parts)
+            and ``body_pixels``, and ``parts``: per part ``part`` (k),
+            ``salient`` (bool) and visible ``pixels``.
+        part_map (np.ndarray): ``(H, W)`` uint8, ``PART_CODE * class_id +
+            role + SALIENT_FLAG * salient`` on object pixels (role 0 = body,
+            ``1 + k`` = part k), 0 on the background; see
+            :func:`decode_part_map`.
+        salient (np.ndarray): ``(H, W)`` bool, visible pixels of the
+            objects' salient parts.
     """
     image: np.ndarray
     mask: np.ndarray
     instances: np.ndarray
     part: np.ndarray
     objects: List[dict]
+    part_map: np.ndarray
+    salient: np.ndarray
+
+
+def decode_part_map(part_map: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Split a SynthVOC part map into classes and roles.
+
+    Args:
+        part_map (np.ndarray): ``(H, W)`` values ``PART_CODE * class_id +
+            role + SALIENT_FLAG * salient`` (0 = background), as written to
+            ``SynthParts/``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``class_id`` (H, W) int64, 0..20 (0 =
+        background), and ``role`` (H, W) int64: -1 on the background, 0 on
+        bodies, ``1 + k`` on part k.
+    """
+    part_map = np.asarray(part_map).astype(np.int64)
+    class_id = part_map // PART_CODE
+    role = np.where(class_id > 0, part_map % SALIENT_FLAG, -1)
+    return class_id, role
+
+
+def salient_from_part_map(part_map: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: the pixels of salient parts in a part map."""
+    part_map = np.asarray(part_map).astype(np.int64)
+    return (part_map >= PART_CODE) & (part_map % PART_CODE >= SALIENT_FLAG)
+
+
+def load_part_map(data_root: str, name: str) -> np.ndarray:
+    """Read ``<data_root>/SynthParts/<name>.png`` (see :func:`decode_part_map`).
+
+    Raises:
+        FileNotFoundError: If the file is missing (data made by a generator
+            older than format 2, or not SynthVOC), naming it.
+    """
+    path = osp.join(data_root, PART_DIR, name + '.png')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'part map {path} not found: part maps exist only for SynthVOC '
+            f'made by format {FORMAT_VERSION} or later (regenerate the data)')
+    return np.asarray(Image.open(path))
 
 
 def _size_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -116,10 +196,18 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return np.array(rgb[i]) * 255.0
 
 
-def _part_style(class_id: int) -> Tuple[np.ndarray, str]:
-    """Unique part colour and pattern of a class (1..20)."""
-    colour = _hsv_to_rgb((class_id - 1) / NUM_CLASSES, 0.9, 0.95)
-    return colour, PART_PATTERNS[(class_id - 1) % len(PART_PATTERNS)]
+def _part_style(class_id: int, part: int = 0) -> Tuple[np.ndarray, str]:
+    """Unique colour and pattern of part ``part`` of a class (1..20).
+
+    Part 0: hue ``(c - 1) / 20``, bright. Part 1: a hue half-way between
+    part 0's, turned by 180 degrees, darker, another pattern.
+    """
+    if part == 0:
+        colour = _hsv_to_rgb((class_id - 1) / NUM_CLASSES, 0.9, 0.95)
+        return colour, PART_PATTERNS[(class_id - 1) % len(PART_PATTERNS)]
+    hue = ((class_id - 1) / NUM_CLASSES + 0.5 / NUM_CLASSES + 0.5) % 1.0
+    colour = _hsv_to_rgb(hue, 0.8, 0.75)
+    return colour, PART_PATTERNS[(class_id + 1) % len(PART_PATTERNS)]
 
 
 def _smooth_noise(rng: np.random.Generator, hw: Tuple[int, int],
@@ -199,9 +287,9 @@ def _body_texture(rng, style, u, v, axes):
     return colour + field[..., None]
 
 
-def _part_texture(class_id, u, v, rp):
-    """Part colour field (H, W, 3): the class colour and class pattern."""
-    colour, pattern = _part_style(class_id)
+def _part_texture(class_id, part, u, v, rp):
+    """Part colour field (H, W, 3): the part's colour and pattern."""
+    colour, pattern = _part_style(class_id, part)
     pu, pv = u * rp, v * rp  # pixel units around the part centre
     if pattern == 'solid':
         light = np.ones(u.shape, dtype=bool)
@@ -226,7 +314,26 @@ def _border_band(labels: np.ndarray) -> np.ndarray:
     return band
 
 
-def _layout(rng: np.random.Generator, hw: Tuple[int, int]) -> List[dict]:
+def _multi_parts(rng: np.random.Generator) -> List[dict]:
+    """Geometry of the NUM_PARTS parts of one object; one is salient."""
+    salient = int(rng.integers(NUM_PARTS))
+    first = rng.uniform(-np.pi, np.pi)
+    parts = []
+    for k in range(NUM_PARTS):
+        parts.append(
+            dict(
+                part=k,
+                salient=k == salient,
+                dir=first + 2 * np.pi * k / NUM_PARTS +
+                rng.uniform(-0.35, 0.35),
+                frac=rng.uniform(*MULTI_PART_FRACTION),
+                aspect=rng.uniform(0.8, 1.25),
+                angle=rng.uniform(0, np.pi)))
+    return parts
+
+
+def _layout(rng: np.random.Generator, hw: Tuple[int, int],
+            variant: str) -> List[dict]:
     """Draw the classes, the object count and the geometry of one image."""
     num_cls = 1 if rng.random() < 0.6 else 2
     picked = rng.choice(NUM_CLASSES, size=num_cls, replace=False)
@@ -251,24 +358,34 @@ def _layout(rng: np.random.Generator, hw: Tuple[int, int]) -> List[dict]:
         orders = rng.choice([2, 3, 4, 5], 2, replace=False)
         harmonics = [(int(k), rng.uniform(0.5, 1.0) * style['wobble'],
                       rng.uniform(0, 2 * np.pi)) for k in orders]
+        angle = rng.uniform(0, np.pi)
+        if variant == 'single-part':  # the draws of format 1, in its order
+            parts = [
+                dict(
+                    part=0,
+                    salient=True,
+                    dir=rng.uniform(-np.pi, np.pi),
+                    frac=rng.uniform(*PART_FRACTION),
+                    aspect=rng.uniform(0.8, 1.25),
+                    angle=rng.uniform(0, np.pi))
+            ]
+        else:
+            parts = _multi_parts(rng)
         objects.append(
             dict(
                 class_id=class_id,
                 centre=(cx, cy),
                 axes=(a, b),
-                angle=rng.uniform(0, np.pi),
+                angle=angle,
                 harmonics=harmonics,
-                part_dir=rng.uniform(-np.pi, np.pi),
-                part_frac=rng.uniform(*PART_FRACTION),
-                part_aspect=rng.uniform(0.8, 1.25),
-                part_angle=rng.uniform(0, np.pi)))
+                parts=parts))
     return objects
 
 
-def _part_region(hw, obj, style, body_pixels):
-    """The part of one object: centre on the way out, area from part_frac."""
+def _part_region(hw, obj, part, style, body_pixels):
+    """One part of an object: centre on the way out, area from its frac."""
     # Centre: 80 % of the way from the object centre to the outline.
-    phi = obj['part_dir']
+    phi = part['dir']
     cu, cv = np.cos(phi), np.sin(phi)
     norm = (np.abs(cu)**style['p'] + np.abs(cv)**style['p'])**(1 / style['p'])
     rho = 0.8 * _outline(phi, obj['harmonics']) / norm
@@ -276,10 +393,10 @@ def _part_region(hw, obj, style, body_pixels):
     du, dv = a * rho * cu, b * rho * cv  # offset in the rotated frame
     px = obj['centre'][0] + du * np.cos(ang) - dv * np.sin(ang)
     py = obj['centre'][1] + du * np.sin(ang) + dv * np.cos(ang)
-    rp = np.sqrt(obj['part_frac'] * body_pixels / np.pi)
-    stretch = np.sqrt(obj['part_aspect'])
+    rp = np.sqrt(part['frac'] * body_pixels / np.pi)
+    stretch = np.sqrt(part['aspect'])
     pu, pv = _object_frame(hw, (px, py), (rp * stretch, rp / stretch),
-                           obj['part_angle'])
+                           part['angle'])
     return _inside(pu, pv, 2.0, []), pu, pv, rp
 
 
@@ -288,21 +405,37 @@ def _render(rng: np.random.Generator, hw: Tuple[int, int],
     """Render a layout; None if it fails the visibility checks."""
     img = _background(rng, hw)
     instances = np.zeros(hw, dtype=np.int32)
-    part_vis = np.zeros(hw, dtype=bool)
-    full = []  # (object pixels, part pixels) before occlusion
+    role = np.zeros(hw, dtype=np.int64)  # 0 body, 1 + k part k
+    salient = np.zeros(hw, dtype=bool)
+    full = []  # (object pixels, [part pixels]) before occlusion
     for k, obj in enumerate(layout):
         style = BODY_STYLES[(obj['class_id'] - 1) % len(BODY_STYLES)]
         u, v = _object_frame(hw, obj['centre'], obj['axes'], obj['angle'])
         body = _inside(u, v, style['p'], obj['harmonics'])
         if body.sum() < 16:
             return None
-        part, pu, pv, rp = _part_region(hw, obj, style, body.sum())
-        whole = body | part
-        img[whole] = _body_texture(rng, style, u, v, obj['axes'])[whole]
-        img[part] = _part_texture(obj['class_id'], pu, pv, rp)[part]
+        regions = [
+            _part_region(hw, obj, part, style, body.sum())
+            for part in obj['parts']
+        ]
+        whole = body.copy()
+        for region in regions:
+            whole |= region[0]
+        body_colour = _body_texture(rng, style, u, v, obj['axes'])
+        img[whole] = body_colour[whole]
         instances[whole] = k + 1
-        part_vis[whole] = part[whole]
-        full.append((int(whole.sum()), int(part.sum())))
+        role[whole] = 0
+        salient[whole] = False
+        for part, (inside, pu, pv, rp) in zip(obj['parts'], regions):
+            colour = _part_texture(obj['class_id'], part['part'], pu, pv, rp)
+            if not part['salient']:  # weak: mixed into the body colour
+                colour = (WEAK_PART_MIX * colour +
+                          (1 - WEAK_PART_MIX) * body_colour)
+            img[inside] = colour[inside]
+            role[inside] = 1 + part['part']
+            salient[inside] = part['salient']
+        full.append((int(whole.sum()),
+                     [int(region[0].sum()) for region in regions]))
     img += rng.normal(0, 4, size=img.shape)
 
     labels = np.zeros(hw, dtype=np.uint8)
@@ -312,44 +445,72 @@ def _render(rng: np.random.Generator, hw: Tuple[int, int],
     objects = []
     for k, obj in enumerate(layout):
         visible = instances == k + 1
-        n_vis, n_part = int(visible.sum()), int((visible & part_vis).sum())
+        n_vis = int(visible.sum())
+        parts = []
+        for part, n_full in zip(obj['parts'], full[k][1]):
+            n_part = int((visible & (role == 1 + part['part'])).sum())
+            if (n_part < MIN_PART_VISIBLE * n_full
+                    or n_part > MAX_PART_FRACTION * n_vis):
+                return None
+            parts.append(
+                dict(
+                    part=part['part'],
+                    salient=bool(part['salient']),
+                    pixels=n_part))
+        n_parts = sum(p['pixels'] for p in parts)
         if (n_vis < MIN_VISIBLE_FRACTION * full[k][0]
-                or n_part < MIN_PART_VISIBLE * full[k][1]
-                or n_part > MAX_PART_FRACTION * n_vis
                 or (visible & ~band).sum() < MIN_INTERIOR_PIXELS):
             return None
         objects.append(
             dict(
                 class_id=obj['class_id'],
                 body_style=(obj['class_id'] - 1) % len(BODY_STYLES),
-                part_pixels=n_part,
-                body_pixels=n_vis - n_part))
+                part_pixels=n_parts,
+                body_pixels=n_vis - n_parts,
+                parts=parts))
     mask = labels.copy()
     mask[band] = IGNORE_INDEX
     image = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    return SynthSample(image, mask, instances, part_vis & (instances > 0),
-                       objects)
+    on_object = instances > 0
+    salient &= on_object
+    part_map = np.where(
+        on_object,
+        PART_CODE * labels.astype(np.int64) + role + SALIENT_FLAG * salient,
+        0).astype(np.uint8)
+    return SynthSample(image, mask, instances, (role > 0) & on_object,
+                       objects, part_map, salient)
+
+
+def _check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(
+            f'variant must be one of {VARIANTS}, got {variant!r}')
+    return variant
 
 
 def synth_sample(index: int,
                  size: Union[int, Sequence[int]] = 96,
-                 seed: int = 0) -> SynthSample:
+                 seed: int = 0,
+                 variant: str = 'multi-part') -> SynthSample:
     """Render SynthVOC image ``index``, as :func:`make_synthvoc` writes it.
 
     Args:
         index (int): Image index; train_aug images come first, then val.
         size (int | tuple[int, int]): Image size, or (H, W). Defaults to 96.
         seed (int): Dataset seed. Defaults to 0.
+        variant (str): ``'multi-part'`` or ``'single-part'`` (see the module
+            docstring). Defaults to ``'multi-part'``.
 
     Returns:
-        SynthSample: Image, mask, instance map, part map and per-object
+        SynthSample: Image, mask, instance map, part maps and per-object
         statistics.
     """
     hw = _size_hw(size)
+    _check_variant(variant)
     seq = np.random.SeedSequence([int(seed), int(index)])
     rng = np.random.default_rng(seq)
     for _ in range(MAX_TRIES):
-        sample = _render(rng, hw, _layout(rng, hw))
+        sample = _render(rng, hw, _layout(rng, hw, variant))
         if sample is not None:
             return sample
     raise RuntimeError(
@@ -357,8 +518,8 @@ def synth_sample(index: int,
         f'{hw} in {MAX_TRIES} tries; use a larger size')
 
 
-def _normalise_args(num_train, num_val, size, seed,
-                    num_train_aug_extra) -> dict:
+def _normalise_args(num_train, num_val, size, seed, num_train_aug_extra,
+                    variant) -> dict:
     num_train, num_val, seed = int(num_train), int(num_val), int(seed)
     if num_train < 1 or num_val < 1:
         raise ValueError('num_train and num_val must be >= 1, got '
@@ -374,7 +535,8 @@ def _normalise_args(num_train, num_val, size, seed,
         num_val=num_val,
         size=list(_size_hw(size)),
         seed=seed,
-        num_train_aug_extra=num_train_aug_extra)
+        num_train_aug_extra=num_train_aug_extra,
+        variant=_check_variant(variant))
 
 
 def _write_lines(path: str, names: List[str]) -> None:
@@ -393,7 +555,8 @@ def make_synthvoc(out_dir: str,
                   num_val: int = 60,
                   size: Union[int, Sequence[int]] = 96,
                   seed: int = 0,
-                  num_train_aug_extra: Optional[int] = None) -> dict:
+                  num_train_aug_extra: Optional[int] = None,
+                  variant: str = 'multi-part') -> dict:
     """Write SynthVOC in PASCAL VOC 2012 layout (see the module docstring).
 
     ``synthvoc_meta.json`` is removed first and written last, so that an
@@ -411,6 +574,8 @@ def make_synthvoc(out_dir: str,
             holds the first ``num_train - num_train_aug_extra``. Defaults to
             None, meaning ``num_train - num_train // 3``: train.txt is the
             first third of train_aug.
+        variant (str): ``'multi-part'`` (default) or ``'single-part'``, the
+            control (see the module docstring).
 
     Returns:
         dict: ``out_dir``; ``args`` (normalised); ``splits`` (split ->
@@ -419,7 +584,7 @@ def make_synthvoc(out_dir: str,
         index 0 = class id 1).
     """
     args = _normalise_args(num_train, num_val, size, seed,
-                           num_train_aug_extra)
+                           num_train_aug_extra, variant)
     meta_path = osp.join(out_dir, META_FILE)
     if osp.exists(meta_path):
         os.remove(meta_path)
@@ -427,7 +592,8 @@ def make_synthvoc(out_dir: str,
     img_dir = osp.join(out_dir, 'JPEGImages')
     seg_dir = osp.join(out_dir, 'SegmentationClass')
     aug_dir = osp.join(out_dir, 'SegmentationClassAug')
-    for d in (list_dir, img_dir, seg_dir, aug_dir):
+    part_dir = osp.join(out_dir, PART_DIR)
+    for d in (list_dir, img_dir, seg_dir, aug_dir, part_dir):
         os.makedirs(d, exist_ok=True)
 
     n_aug = args['num_train']
@@ -440,7 +606,7 @@ def make_synthvoc(out_dir: str,
     palette = voc_palette().tobytes()
     labels, objects = {}, {}
     for i, name in enumerate(names):
-        sample = synth_sample(i, args['size'], args['seed'])
+        sample = synth_sample(i, args['size'], args['seed'], args['variant'])
         Image.fromarray(sample.image).save(
             osp.join(img_dir, name + '.jpg'),
             format='JPEG',
@@ -450,6 +616,8 @@ def make_synthvoc(out_dir: str,
         _save_png(osp.join(aug_dir, name + '.png'), sample.mask, palette)
         if name in in_seg_class:
             _save_png(osp.join(seg_dir, name + '.png'), sample.mask, palette)
+        Image.fromarray(sample.part_map).save(
+            osp.join(part_dir, name + '.png'), format='PNG')
         labels[name] = labels_from_mask(sample.mask, NUM_CLASSES,
                                         IGNORE_INDEX, name)
         objects[name] = sample.objects
@@ -480,12 +648,13 @@ def is_complete(out_dir: str,
                 num_val: int = 60,
                 size: Union[int, Sequence[int]] = 96,
                 seed: int = 0,
-                num_train_aug_extra: Optional[int] = None) -> bool:
+                num_train_aug_extra: Optional[int] = None,
+                variant: str = 'multi-part') -> bool:
     """Whether ``out_dir`` holds a finished SynthVOC made with these arguments.
 
     Args:
         out_dir (str): Dataset directory.
-        num_train, num_val, size, seed, num_train_aug_extra: As in
+        num_train, num_val, size, seed, num_train_aug_extra, variant: As in
             :func:`make_synthvoc`.
 
     Returns:
@@ -497,7 +666,7 @@ def is_complete(out_dir: str,
     except (OSError, ValueError):
         return False
     args = _normalise_args(num_train, num_val, size, seed,
-                           num_train_aug_extra)
+                           num_train_aug_extra, variant)
     return (meta.get('format_version') == FORMAT_VERSION
             and meta.get('args') == args
             and osp.isfile(osp.join(out_dir, 'cls_labels.npy')))
@@ -515,7 +684,7 @@ def synthvoc_summary(result: dict) -> str:
     per_class = ', '.join(f'{VOC_CLASSES[c]} {n}'
                           for c, n in enumerate(result['class_counts']))
     return '\n'.join([
-        f"SynthVOC in {result['out_dir']} "
+        f"SynthVOC ({a['variant']}) in {result['out_dir']} "
         f"(size {a['size'][0]}x{a['size'][1]}, seed {a['seed']})",
         f"  splits: train {counts['train']}, "
         f"train_aug {counts['train_aug']}, val {counts['val']}",

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmcyc.datasets import (is_complete, make_synthvoc, synth_sample,
-                            voc_palette)
-from mmcyc.datasets.synthvoc import BODY_STYLES, NUM_CLASSES
+from mmcyc.datasets import (decode_part_map, is_complete, load_part_map,
+                            make_synthvoc, salient_from_part_map,
+                            synth_sample, voc_palette)
+from mmcyc.datasets.synthvoc import BODY_STYLES, NUM_CLASSES, NUM_PARTS
 
 SMALL = dict(num_train=24, num_val=8, size=64)
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -133,10 +134,11 @@ def test_synth_sample_matches_files(small):
 
 
 def object_colours(indices):
-    """Mean colour of each object's visible part and body, and its class id."""
+    """Mean colour of each object's visible part and body, and its class id
+    (single-part variant)."""
     part, body, classes = [], [], []
     for i in indices:
-        s = synth_sample(i, size=64, seed=0)
+        s = synth_sample(i, size=64, seed=0, variant='single-part')
         img = s.image.astype(np.float64)
         for k, o in enumerate(s.objects):
             visible = s.instances == k + 1
@@ -185,7 +187,9 @@ def test_is_complete(tmp_path, small):
     with open(osp.join(root, 'synthvoc_meta.json')) as f:
         meta = json.load(f)
     assert meta['args'] == dict(
-        num_train=24, num_val=8, size=[64, 64], seed=3, num_train_aug_extra=16)
+        num_train=24, num_val=8, size=[64, 64], seed=3, num_train_aug_extra=16,
+        variant='multi-part')
+    assert not is_complete(root, seed=3, variant='single-part', **SMALL)
     # an interrupted regeneration (meta removed first) is detected
     partial = str(tmp_path / 'partial')
     make_synthvoc(partial, num_train=3, num_val=1, size=32)
@@ -210,3 +214,86 @@ def test_cli_default_sizes(tmp_path):
                           cwd=REPO,
                           check=True)
     assert 'skipped' in proc.stdout
+
+
+def test_part_maps(small):
+    """The part map: the mask's classes, each object's parts, one salient."""
+    root, result = small
+    for index in (0, 5, 11, 30):
+        name = f'synth_{index:06d}'
+        sample = synth_sample(index, size=64, seed=3)
+        np.testing.assert_array_equal(load_part_map(root, name),
+                                      sample.part_map)
+        class_id, role = decode_part_map(sample.part_map)
+        labelled = sample.mask != 255
+        np.testing.assert_array_equal(class_id[labelled],
+                                      sample.mask[labelled])
+        assert ((role >= 0) == (sample.instances > 0)).all()
+        np.testing.assert_array_equal(role > 0, sample.part)
+        np.testing.assert_array_equal(
+            salient_from_part_map(sample.part_map), sample.salient)
+        for k, o in enumerate(sample.objects):
+            visible = sample.instances == k + 1
+            assert [p['part'] for p in o['parts']] == list(range(NUM_PARTS))
+            assert sum(p['salient'] for p in o['parts']) == 1
+            for p in o['parts']:
+                on_part = visible & (role == 1 + p['part'])
+                assert on_part.sum() == p['pixels'] > 0
+                assert (sample.salient[on_part] == p['salient']).all()
+            assert (role[visible] == 0).sum() == o['body_pixels']
+    assert not (sample.salient & (sample.instances == 0)).any()
+    with pytest.raises(FileNotFoundError, match='absent_image'):
+        load_part_map(root, 'absent_image')
+
+
+def test_multi_part_poses_the_papers_problem():
+    """Which part is salient varies; a salient part's colour tells class and
+    part; a weak part is much closer to the body colour than a salient one."""
+    feats, keys, salient_share, contrast = [], [], [], []
+    for i in range(80):
+        s = synth_sample(i, size=64, seed=0)
+        img = s.image.astype(np.float64)
+        _, role = decode_part_map(s.part_map)
+        for k, o in enumerate(s.objects):
+            visible = s.instances == k + 1
+            body = img[visible & (role == 0)].mean(0)
+            gap = {}
+            for p in o['parts']:
+                colour = img[visible & (role == 1 + p['part'])].mean(0)
+                gap[p['salient']] = np.abs(colour - body).sum()
+                if p['salient']:
+                    feats.append(colour)
+                    keys.append((o['class_id'], p['part']))
+                    salient_share.append(p['part'])
+            contrast.append(gap[False] / gap[True])
+    # both parts are the salient one for a good share of the objects
+    assert 0.3 < np.mean(salient_share) < 0.7
+    assert np.median(contrast) < 0.6
+    feats, keys = np.array(feats), [f'{c}/{p}' for c, p in keys]
+    half = len(keys) // 2
+    ids = sorted(set(keys[:half]))
+    centroids = np.stack([
+        feats[:half][[k == i for k in keys[:half]]].mean(0) for i in ids
+    ])
+    test = [j for j in range(half, len(keys)) if keys[j] in ids]
+    dist = ((feats[test][:, None] - centroids[None])**2).sum(-1)
+    predicted = [ids[d] for d in dist.argmin(1)]
+    assert np.mean([predicted[n] == keys[j]
+                    for n, j in enumerate(test)]) > 0.85
+
+
+def test_single_part_control(tmp_path):
+    """The control variant: one always-salient part, recorded in the meta."""
+    root = str(tmp_path / 'single')
+    result = make_synthvoc(root, num_train=6, num_val=2, size=64, seed=3,
+                           variant='single-part')
+    assert is_complete(root, num_train=6, num_val=2, size=64, seed=3,
+                       variant='single-part')
+    for name, objects in result['objects'].items():
+        for o in objects:
+            assert [(p['part'], p['salient']) for p in o['parts']] == [
+                (0, True)]
+        _, role = decode_part_map(load_part_map(root, name))
+        assert set(np.unique(role).tolist()) <= {-1, 0, 1}
+    with pytest.raises(ValueError, match='variant'):
+        synth_sample(0, variant='two-part')

@@ -2,14 +2,15 @@
 
     python tools/dataset_converters/make_synthvoc.py data/synthvoc
     python tools/dataset_converters/make_synthvoc.py OUT \
-        --num-train 240 --num-val 60 --size 96 --seed 0
+        --num-train 240 --num-val 60 --size 96 --seed 0 \
+        [--variant multi-part|single-part]
 
 See ``mmcyc/datasets/synthvoc.py`` for what the images hold and the layout.
 """
 import argparse
 import time
 
-from mmcyc.datasets.synthvoc import (is_complete, make_synthvoc,
+from mmcyc.datasets.synthvoc import (VARIANTS, is_complete, make_synthvoc,
                                      synthvoc_summary)
 
 
@@ -31,6 +32,10 @@ def parse_args():
         help='image size: S (square) or H W (default: 96)')
     parser.add_argument('--seed', type=int, default=0, help='default: 0')
     parser.add_argument(
+        '--variant', choices=VARIANTS, default='multi-part',
+        help='multi-part (default): two parts per class, one salient per '
+        'object; single-part: the control, one always-salient part')
+    parser.add_argument(
         '--skip-existing', action='store_true',
         help='do nothing if OUT holds a complete SynthVOC made with the '
         'same arguments')
@@ -44,7 +49,8 @@ def main():
         num_val=args.num_val,
         size=args.size[0] if len(args.size) == 1 else args.size,
         seed=args.seed,
-        num_train_aug_extra=args.num_train_aug_extra)
+        num_train_aug_extra=args.num_train_aug_extra,
+        variant=args.variant)
     if args.skip_existing and is_complete(args.out, **kwargs):
         print(f'SynthVOC in {args.out} is complete for these arguments; '
               'skipped')
