@@ -11,6 +11,12 @@ model = dict(
     # F mirrors the synthetic classifier's narrow, trainable ResNet-38
     backbone=dict(widen_factor=0.125, frozen_stages=-1, norm_eval=False,
                   dropout_b6=0.0),
+    # DCFS statistic (Eq. 9), as in the base model, stated here because it
+    # was measured here: the literal mean over V^sel ratchets beta2 until
+    # nothing is selected: measured |V^sel| -> 0 within 5 epochs on the
+    # synthetic data; averaging over the beta1 candidates settles beta2
+    # near the mean return probability
+    head=dict(dcfs_statistic='candidates'),
     cam_classifier='{{fileDirname}}/cam_resnet38_synthvoc.py',
     cam_classifier_checkpoint='work_dirs/cam_resnet38_synthvoc/epoch_80.pth',
     dropout_ratio=0.0)

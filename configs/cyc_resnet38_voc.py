@@ -6,6 +6,14 @@ _base_ = [
     './_base_/schedules/cyc_8ep.py', './_base_/default_runtime.py'
 ]
 
+# DCFS statistic (Eq. 9), as in the base model: beta2 follows the mean return
+# probability W^b(x, y) over the beta1 candidates, not over V^sel
+# (dcfs_statistic='selected', the paper's literal reading): the literal mean
+# over V^sel ratchets beta2 until nothing is selected: measured |V^sel| -> 0
+# within 5 epochs on the synthetic data; averaging over the beta1 candidates
+# settles beta2 near the mean return probability
+model = dict(head=dict(dcfs_statistic='candidates'))
+
 # CAM_A from the CAMs stage 1 wrote instead of running the frozen classifier C
 # every step (faster, less GPU memory; the CAMs are then the multi-scale ones
 # of stage 1, cropped and flipped with the image, instead of single-scale CAMs
@@ -14,8 +22,8 @@ _base_ = [
 #       work_dirs/cam_resnet38_voc/epoch_8.pth 8 --cam-dir work_dirs/cams \
 #       --cfg-options \
 #       test_dataloader.dataset.ann_file=ImageSets/Segmentation/train_aug.txt
-# Then uncomment:
-# model = dict(
+# Then uncomment (adds to the model dict above):
+# model.update(
 #     cam_source='disk',
 #     # optional: do not build C at all; F is still initialised from the
 #     # backbone.* weights of cam_classifier_checkpoint

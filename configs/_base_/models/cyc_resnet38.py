@@ -18,6 +18,14 @@ model = dict(
         alpha=20.0,  # Eq. 4 and 7 (paper: h*w ~ 3000 at 448^2)
         beta1=0.3,  # CAM_A threshold selecting V_(x,y)
         radius=5,  # r of Eq. 11, in squared-distance units
+        # DCFS (Eq. 9): the statistic beta2 follows is the mean return
+        # probability W^b(x, y) over all the beta1 candidates, not over V^sel
+        # ('selected', the paper's literal reading, kept for the ablation):
+        # the literal mean over V^sel ratchets beta2 until nothing is
+        # selected: measured |V^sel| -> 0 within 5 epochs on the synthetic
+        # data; averaging over the beta1 candidates settles beta2 near the
+        # mean return probability
+        dcfs_statistic='candidates',
         loss_weight=1.0),
     # C = the stage-1 model of this config, with the weights it trained;
     # the checkpoint also initialises F

@@ -24,9 +24,17 @@ class DCFSHook(Hook):
         dynamic:  beta2 <- stat
         fixed:    beta2 stays init_value                 (Table 5 baseline)
 
-    where ``stat`` is the mean of ``W^b(x, y)`` over V^sel on all ranks,
-    weighted by each rank's |V^sel|, so beta2 is identical on every rank.
-    An iteration where no rank selected anything leaves beta2 unchanged.
+    where ``stat`` is the mean return probability ``W^b(x, y)`` that the
+    model logs (``mean_key``), over all ranks, weighted by each rank's
+    count of averaged positions (``count_key``), so beta2 is identical on
+    every rank. Which positions are averaged is the model's choice: with
+    ``CycleConsistencyHead`` (``dcfs_statistic``) by default all the
+    candidates entering the cycle (CAM above beta1, after its
+    ``max_selected`` cap), not only V^sel;
+    ``'selected'``, the literal reading of Eq. 9 (V^sel), is kept for the
+    ablation: its mean is always above beta2, so beta2 ratchets up until
+    nothing is selected. An iteration where no rank averaged any position
+    leaves beta2 unchanged.
 
     Call order::
 
@@ -36,8 +44,9 @@ class DCFSHook(Hook):
         before_save_checkpoint / after_load_checkpoint: checkpoint['dcfs']
 
     The model's ``train_step`` outputs (its log_vars) must hold, every
-    iteration, ``mean_key`` (mean of W^b(x, y) over this rank's V^sel, any
-    value when empty) and ``count_key`` (|V^sel| on this rank, 0 when empty).
+    iteration, ``mean_key`` (mean of W^b(x, y) over this rank's averaged
+    positions, any value when there are none) and ``count_key`` (how many
+    positions that is on this rank, 0 when none).
 
     Note:
         With ``mode='fixed'`` a loaded checkpoint's beta2 is ignored: beta2
@@ -92,8 +101,10 @@ class DCFSHook(Hook):
         Every rank must call it at the same iteration (it all-reduces).
 
         Args:
-            mean (float): Mean of W^b(x, y) over this rank's V^sel.
-            count (float): |V^sel| on this rank.
+            mean (float): Mean of W^b(x, y) over this rank's averaged
+                positions (the candidates or V^sel, see ``mean_key``).
+            count (float): How many positions ``mean`` is over on this
+                rank.
 
         Returns:
             float: The new beta2.
@@ -103,7 +114,8 @@ class DCFSHook(Hook):
         count = float(count)
         if count < 0:
             raise ValueError(f'{self.count_key} must be >= 0, got {count}')
-        # [sum of W^b over V^sel, |V^sel|]; 0 * nan would poison the sum
+        # [sum of W^b over the positions, their count]; 0 * nan would
+        # poison the sum
         stats = torch.tensor(
             [float(mean) * count if count > 0 else 0., count],
             dtype=torch.float64)
@@ -152,7 +164,7 @@ class DCFSHook(Hook):
                          batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
-        """Update beta2 from the iteration's V^sel statistics."""
+        """Update beta2 from the iteration's W^b statistic."""
         if self.mode == 'fixed':
             return
         missing = [
@@ -162,8 +174,9 @@ class DCFSHook(Hook):
         if missing:
             raise KeyError(
                 f'DCFSHook: train_step outputs have no {missing}; expected '
-                f'{self.mean_key!r} (mean W^b over V^sel) and '
-                f'{self.count_key!r} (|V^sel|) in the log_vars, got '
+                f'{self.mean_key!r} (mean W^b(x, y)) and '
+                f'{self.count_key!r} (positions averaged) in the log_vars, '
+                'got '
                 f'{sorted(outputs or {})}')
         self.update(outputs[self.mean_key], outputs[self.count_key])
 

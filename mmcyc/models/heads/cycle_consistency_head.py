@@ -21,7 +21,9 @@ class CycleConsistencyHead(BaseModule):
     distance-weighted cross entropy of Eq. 8, 10-11. The head has no
     parameters; ``beta2`` is DCFS state owned by ``DCFSHook``, which
     overwrites the attribute every iteration from the logged ``cyc_wb_mean``
-    (Eq. 9).
+    (Eq. 9): by default the mean return probability over all the
+    candidates entering the cycle, not only over V^sel (see
+    ``dcfs_statistic``).
 
     Call order::
 
@@ -58,15 +60,16 @@ class CycleConsistencyHead(BaseModule):
         dcfs_statistic (str): The positions over which ``cyc_wb_mean``, the
             statistic of Eq. 9, averages ``W^b_(x,y)(x, y)``:
             ``'candidates'`` (default) all positions entering the cycle (CAM
-            above ``beta1``), or ``'selected'`` only V^sel (those also above
-            ``beta2``). Eq. 9 writes V^sel, but V^sel is itself defined by
-            ``beta2``: its mean is always above ``beta2``, so with
-            ``'selected'`` beta2 ratchets up until every position is
-            rejected and training stops (measured on the synthetic data:
-            |V^sel| fell to 0 within 5 epochs). Averaging over the
-            candidates lets beta2 settle at the mean return probability,
-            the behaviour of the paper's Fig. 4. ``cyc_wb_count`` holds the
-            number of positions averaged.
+            above ``beta1``, after the ``max_selected`` cap when set), or
+            ``'selected'`` only V^sel (those also above ``beta2``), the
+            paper's literal reading, kept for the ablation. Eq. 9 writes
+            V^sel, but V^sel is itself defined by ``beta2``: its mean is
+            always above ``beta2``, so with ``'selected'`` beta2 ratchets up
+            until every position is rejected and training stops (measured
+            on the synthetic data: |V^sel| fell to 0 within 5 epochs).
+            Averaging over the candidates lets beta2 settle at the mean
+            return probability, the behaviour of the paper's Fig. 4.
+            ``cyc_wb_count`` holds the number of positions averaged.
         loss_weight (float): Weight of L_cyc. Defaults to 1.0 (Eq. 13).
         loss_name (str): Key of the loss; must start with ``loss_``.
             Defaults to ``'loss_cyc'``.

@@ -11,6 +11,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from mmcyc.utils import CAMStore
+from ..utils.cam import grid_stride
 from ..utils.cam_refinement import refine_cam
 from .feature_bank import FeatureBank, FeatureFn, seeded_generator
 
@@ -26,6 +27,20 @@ class CAMRefiner(BaseModule):
     (Eq. 14). The vectors come from a :class:`FeatureBank` computed once for
     the whole training set instead of N forward passes per target (see the
     bank's docstring for how its sampling relates to the paper's).
+
+    Resolutions follow AffinityNet's (psa's) alignment of the stride-s
+    feature grid (h, w) with the image (H, W): the image padded at the
+    bottom / right to a multiple of s, cell (i, j) covering the pixels
+    ``[s i, s i + s) x [s j, s j + s)``. A bank image's CAM comes to its
+    grid by averaging each cell's pixels
+    (:func:`~mmcyc.models.utils.cam.cam_to_grid`); the target's ``W^f``
+    goes to its CAM's (H, W) by giving every pixel its cell's value
+    (:func:`~mmcyc.models.utils.cam.grid_to_pixels`). Because that
+    replication commutes with the maximum over the references and with the
+    threshold, the batched per-class maximum is exactly Eq. 14 applied
+    reference by reference at (H, W). s is inferred from the sizes (8 for
+    ResNet-38 once the grid has 8 cells a side); sizes that no stride fits
+    are a ValueError.
 
     Call order::
 
@@ -196,6 +211,10 @@ class CAMRefiner(BaseModule):
                 f'{target_name}: expected cam (C, H, W), feat (D, h, w) and '
                 f'labels (C, ), got {tuple(cam_t.shape)}, '
                 f'{tuple(feat_t.shape)} and {tuple(labels_t.shape)}')
+        try:
+            grid_stride(cam_t.shape[1:], feat_t.shape[1:])
+        except ValueError as err:
+            raise ValueError(f'{target_name}: {err}') from None
         if not bool((labels_t > 0.5).any()):
             raise ValueError(
                 f'target image {target_name} has no class in its label: '
@@ -248,8 +267,9 @@ class CAMRefiner(BaseModule):
 
         Args:
             cam_t (Tensor): Normalised CAM ``C^t``, shape (C, H, W).
-            feat_t (Tensor): CyCSNet features ``F_t``, shape (D, h, w); the
-                work runs on their device.
+            feat_t (Tensor): CyCSNet features ``F_t``, shape (D, h, w), on
+                a grid of (H, W) (see the class docstring); the work runs on
+                their device.
             labels_t (Tensor): Multi-hot ``y_t``, shape (C, ).
             target_name (str): Name of t: seeds the sampling, names t in
                 errors.
@@ -259,7 +279,8 @@ class CAMRefiner(BaseModule):
             below ``cam_t`` anywhere, changed only in classes of ``y_t``.
 
         Raises:
-            ValueError: If ``labels_t`` has no class (naming the image).
+            ValueError: If ``labels_t`` has no class (naming the image), or
+                (H, W) does not lie on the (h, w) grid (naming the shapes).
         """
         self._check_target(cam_t, feat_t, labels_t, target_name)
         if self.num_refs == 0:

@@ -13,14 +13,15 @@ import zlib
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.dist import barrier, get_dist_info
 from mmengine.utils import ProgressBar
 
 from mmcyc.utils import CAMStore, atomic_open
+from ..utils.cam import cam_to_grid
 
 FeatureFn = Callable[[Sequence[int]], Iterable[torch.Tensor]]
-BANK_VERSION = 1
+# 2: CAMs brought to F's grid by psa's average pooling (1: bilinear)
+BANK_VERSION = 2
 
 
 def name_seed(seed: int, key: str) -> int:
@@ -51,11 +52,13 @@ class FeatureBank:
     For every bank image s and every class c of its label ``y_s``, the
     vectors ``V_(x,y)`` of ``F_s`` at the positions where ``C^s_c(x, y) >
     beta1`` (``C^s`` = the stage-1 CAM of s read from a :class:`CAMStore`,
-    downsampled bilinearly to F's resolution), at most K of them per
-    (image, class): when more pass the threshold, a uniformly random subset
-    of K is kept (in raster order), drawn from a generator seeded by
-    ``(seed, 'bank/<name of s>')``. Vectors are stored fp16, sorted by (image,
-    class), with their image index and class.
+    brought to F's grid by psa's rule, ``cam_to_grid``: zero-padded at the
+    bottom / right to a multiple of the stride, then each stride x stride
+    block averaged, so a position stands for the pixels it covers), at most
+    K of them per (image, class): when more pass the threshold, a uniformly
+    random subset of K is kept (in raster order), drawn from a generator
+    seeded by ``(seed, 'bank/<name of s>')``. Vectors are stored fp16,
+    sorted by (image, class), with their image index and class.
 
     Relation to the paper's per-target sampling (Alg. 2): the paper samples
     N training images per target (label sets intersecting ``y_t``) and uses
@@ -184,8 +187,11 @@ class FeatureBank:
 
         Args:
             feat (Tensor): ``F_s``, shape (D, h, w).
-            cam (Tensor): ``C^s``, shape (C, H, W) (any size; downsampled
-                bilinearly to (h, w) when it differs).
+            cam (Tensor): ``C^s``, shape (C, H, W): at (h, w), or at an
+                image size on that grid, which is brought to (h, w) by psa's
+                rule (:func:`~mmcyc.models.utils.cam.cam_to_grid`: zero-pad
+                the bottom / right to a multiple of the stride, average each
+                stride x stride block).
             labels (Tensor): Multi-hot ``y_s``, shape (C, ).
             beta1 (float): CAM threshold.
             max_vectors (int, optional): Cap per class (random subset).
@@ -198,11 +204,8 @@ class FeatureBank:
             raster order.
         """
         channels, height, width = feat.shape
-        cam = cam.to(feat.device, torch.float32)
-        if cam.shape[1:] != feat.shape[1:]:
-            cam = F.interpolate(
-                cam[None], size=(height, width), mode='bilinear',
-                align_corners=False)[0]  # (C, h, w)
+        cam = cam_to_grid(cam.to(feat.device, torch.float32),
+                          (height, width))  # (C, h, w)
         flat = feat.flatten(1).t()  # (P, D)
         vectors, classes = [flat.new_zeros((0, channels))], []
         for cls in torch.nonzero(labels > 0.5).flatten().tolist():

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ..utils.backbone_features import feature_channels, select_feature
-from ..utils.cam import mask_cam_by_label, normalize_cam
+from ..utils.cam import cam_to_grid, mask_cam_by_label, normalize_cam
 from ..utils.psa_keys import check_state_dict_keys, unwrap_state_dict
 
 SampleList = List[SegDataSample]
@@ -126,7 +126,7 @@ class CyCSNet(BaseModel):
             cam_classifier.cam(A) (no grad)          (N, C, h', w')
         cam_source='disk':
             A's gt_cam -> fit_to_size(input size)    (N, C, H, W)
-        -> bilinear to (h, w) -> mask_cam_by_label
+        -> cam_to_grid (h, w) -> mask_cam_by_label
             -> normalize_cam (Eq. 2)       -> CAM_A      (N, C, h, w)
         head.loss(F_A, F_B, CAM_A, shared) -> loss_cyc (Eq. 3-8, 10-11) and
                                               the DCFS statistics
@@ -265,6 +265,13 @@ class CyCSNet(BaseModel):
               size: Sequence[int]) -> torch.Tensor:
         """CAM_A from the frozen classifier (Eq. 1-2) at F's resolution.
 
+        C computes its CAM on its own stride-8 grid, which is F's: the CAM
+        is then used as it is. A CAM on a finer grid (a classifier of a
+        smaller stride) is brought to F's (h, w) by psa's rule,
+        :func:`~mmcyc.models.utils.cam.cam_to_grid` (zero-pad the bottom /
+        right to a multiple of the stride, average each block); a coarser
+        one is a ValueError.
+
         Returns:
             Tensor: (N, C, h, w) normalised CAMs, zero for absent classes.
         """
@@ -274,9 +281,7 @@ class CyCSNet(BaseModel):
                 "(cam_source='disk' with cam_classifier=None); use "
                 'stored_cam_a')
         cam = self.cam_classifier.cam(inputs_a).float()  # (N, C, h', w')
-        if tuple(cam.shape[2:]) != tuple(size):
-            cam = F.interpolate(
-                cam, size=tuple(size), mode='bilinear', align_corners=False)
+        cam = cam_to_grid(cam, size)  # (N, C, h, w)
         return normalize_cam(mask_cam_by_label(cam, labels_a))
 
     @torch.no_grad()
@@ -287,9 +292,12 @@ class CyCSNet(BaseModel):
 
         Each ``gt_cam`` (C, H_i, W_i) is zero-padded (or cropped) at the
         bottom / right to the batch's input size, as the data preprocessor
-        pads the images, resized bilinearly to F's (h, w), masked by A's
-        labels and normalised by its maximum over the crop (Eq. 2), the same
-        as :meth:`cam_a`.
+        pads the images, brought to F's (h, w) by psa's rule
+        (:func:`~mmcyc.models.utils.cam.cam_to_grid`: zero-pad the bottom /
+        right to a multiple of the stride, average each stride x stride
+        block, so a position gets the mean CAM of the pixels it covers),
+        masked by A's labels and normalised by its maximum over the crop
+        (Eq. 2), the same as :meth:`cam_a`.
 
         Args:
             data_samples_a (list[SegDataSample]): A's samples with
@@ -314,9 +322,7 @@ class CyCSNet(BaseModel):
             raise ValueError(
                 f'gt_cam has {cam.shape[1]} channels but the model has '
                 f'{self.num_classes} classes (LoadCAMFromFile num_classes)')
-        if tuple(cam.shape[2:]) != tuple(size):
-            cam = F.interpolate(
-                cam, size=tuple(size), mode='bilinear', align_corners=False)
+        cam = cam_to_grid(cam, size)  # (N, C, h, w)
         return normalize_cam(mask_cam_by_label(cam, labels_a))
 
     @staticmethod

@@ -44,9 +44,13 @@ Note:
 from typing import Callable, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
+from .cam import pool_scores
 from .random_walk import Offsets, pair_grid
+
+# ``pool_scores`` (psa's pad-then-average pooling by the stride) lives in
+# :mod:`.cam`, the one place where maps are brought to the feature grid;
+# it is used here for the label maps and stays importable from here.
 
 IGNORE_INDEX = 255
 # psa ``voc12/data.py``: pooled positions with every score below this are
@@ -99,29 +103,6 @@ def background_scores(cams: torch.Tensor,
         scores = torch.as_tensor(refined, dtype=torch.float32,
                                  device=scores.device)
     return scores  # (K + 1, H, W)
-
-
-def pool_scores(scores: torch.Tensor, stride: int = 8) -> torch.Tensor:
-    """Average-pool by ``stride``, zero-padding the bottom and right.
-
-    Matches psa's ``block_reduce(img, (8, 8, 1), np.mean)`` and
-    ``infer_aff.py``'s pad-then-``avg_pool2d``: a partial block is padded
-    with zeros and still divided by ``stride^2``.
-
-    Args:
-        scores (Tensor): Maps, shape (..., H, W).
-        stride (int): Block size. Defaults to 8.
-
-    Returns:
-        Tensor: Shape (..., ceil(H / stride), ceil(W / stride)).
-    """
-    height, width = scores.shape[-2:]
-    pad_h, pad_w = -height % stride, -width % stride
-    lead = scores.shape[:-2]
-    flat = scores.reshape(1, -1, height, width).float()  # (1, B, H, W)
-    flat = F.pad(flat, (0, pad_w, 0, pad_h))
-    pooled = F.avg_pool2d(flat, stride, stride)  # (1, B, h, w)
-    return pooled.reshape(*lead, *pooled.shape[-2:])
 
 
 def confident_label_map(scores_low: torch.Tensor,

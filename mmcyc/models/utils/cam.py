@@ -5,8 +5,23 @@ The chain used by every CAM source is::
 
     class_activation_map -> multi_scale_cam -> mask_cam_by_label
         -> normalize_cam -> cam_to_mask
+
+Between the image size (H, W) of a CAM and the stride-s feature grid
+(h, w) of a network, AffinityNet's alignment is used in both directions
+(psa pads the image at the bottom / right to a multiple of s, and feature
+cell (i, j) covers the pixels ``[s i, s i + s) x [s j, s j + s)``):
+
+    grid_stride       the stride s relating (H, W) and (h, w)
+    pool_scores       image -> grid: average of each s x s block, the
+                      missing rows / columns of the last blocks counted as
+                      zeros (psa's pad-then-``avg_pool2d``)
+    cam_to_grid       a CAM to a feature grid: unchanged at the grid's size,
+                      else ``pool_scores`` with the stride of the two sizes
+    grid_to_pixels    grid -> image: every pixel takes the value of the cell
+                      that contains it (nearest, cell-aligned replication)
 """
-from typing import Callable, Sequence, Tuple
+import math
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -117,3 +132,134 @@ def multi_scale_cam(cam_fn: Callable[[torch.Tensor], torch.Tensor],
             cam = cam[:n] + cam[n:].flip(-1)  # (N, C, H, W)
         total = cam if total is None else total + cam
     return total
+
+
+def grid_stride(size: Sequence[int],
+                grid: Sequence[int],
+                stride: Optional[int] = None) -> int:
+    """The stride relating an image size (H, W) to a feature grid (h, w).
+
+    psa's alignment: the image is padded at the bottom / right to
+    ``(h * s, w * s)``, so ``(h - 1) s < H <= h s`` and the same for the
+    width. Without ``stride``, ``s = max(ceil(H / h), ceil(W / w))``, the
+    smallest stride consistent with both axes; it is the network's stride
+    whenever the grid has at least s cells a side (ResNet-38: s = 8 and
+    ``h = ceil(H / 8)``, so for ``h >= 8`` the inferred stride is 8). A
+    smaller grid may fit several strides; pass the network's then.
+
+    Args:
+        size (Sequence[int]): The image-size (H, W).
+        grid (Sequence[int]): The grid (h, w).
+        stride (int, optional): The stride to check instead of inferring
+            one. Defaults to None.
+
+    Returns:
+        int: s >= 1; 1 when ``size == grid``.
+
+    Raises:
+        ValueError: Naming both shapes, when no such stride exists (or the
+            given one does not fit).
+    """
+    height, width = (int(v) for v in size)
+    grid_h, grid_w = (int(v) for v in grid)
+    if min(height, width, grid_h, grid_w) < 1:
+        raise ValueError(f'empty map or grid: size {height}x{width}, grid '
+                         f'{grid_h}x{grid_w}')
+    if stride is None:
+        stride = max(math.ceil(height / grid_h), math.ceil(width / grid_w))
+    if isinstance(stride, bool) or not isinstance(stride, int) or \
+            stride < 1 or not ((grid_h - 1) * stride < height <= grid_h *
+                               stride and (grid_w - 1) * stride < width <=
+                               grid_w * stride):
+        raise ValueError(
+            f'a {height}x{width} map does not lie on a {grid_h}x{grid_w} '
+            f'feature grid with stride {stride!r}: psa\'s alignment needs '
+            '(h - 1) * stride < H <= h * stride and the same for W')
+    return stride
+
+
+def pool_scores(scores: torch.Tensor, stride: int = 8) -> torch.Tensor:
+    """Average-pool by ``stride``, zero-padding the bottom and right.
+
+    Matches psa's ``block_reduce(img, (8, 8, 1), np.mean)`` and
+    ``infer_aff.py``'s pad-then-``avg_pool2d``: a partial block is padded
+    with zeros and still divided by ``stride^2``.
+
+    Args:
+        scores (Tensor): Maps, shape (..., H, W).
+        stride (int): Block size. Defaults to 8.
+
+    Returns:
+        Tensor: fp32, shape (..., ceil(H / stride), ceil(W / stride)).
+    """
+    height, width = scores.shape[-2:]
+    pad_h, pad_w = -height % stride, -width % stride
+    lead = scores.shape[:-2]
+    flat = scores.reshape(1, -1, height, width).float()  # (1, B, H, W)
+    flat = F.pad(flat, (0, pad_w, 0, pad_h))
+    pooled = F.avg_pool2d(flat, stride, stride)  # (1, B, h, w)
+    return pooled.reshape(*lead, *pooled.shape[-2:])
+
+
+def cam_to_grid(cam: torch.Tensor,
+                grid: Sequence[int],
+                stride: Optional[int] = None) -> torch.Tensor:
+    """Bring CAMs to a feature grid (h, w) the way psa does.
+
+    The one rule of mmcyc for a CAM at the image size (H, W) on the grid of
+    a stride-s feature map: zero-pad the bottom / right to a multiple of s
+    and average each s x s block (:func:`pool_scores`), so a feature cell
+    gets the mean CAM over the pixels it covers rather than the CAM
+    point-sampled near its centre. A CAM already at (h, w) (e.g. computed
+    on the feature grid itself) is returned unchanged.
+
+    Args:
+        cam (Tensor): Maps, shape (..., H, W).
+        grid (Sequence[int]): The grid (h, w).
+        stride (int, optional): s; inferred by :func:`grid_stride` when
+            None. Defaults to None.
+
+    Returns:
+        Tensor: Shape (..., h, w); ``cam`` itself when (H, W) = (h, w),
+        else fp32.
+
+    Raises:
+        ValueError: Naming both shapes when (H, W) does not lie on the grid
+            (:func:`grid_stride`), e.g. a CAM coarser than the grid.
+    """
+    if tuple(cam.shape[-2:]) == tuple(grid) and stride in (None, 1):
+        return cam
+    stride = grid_stride(cam.shape[-2:], grid, stride)
+    return pool_scores(cam, stride)  # (..., h, w)
+
+
+def grid_to_pixels(maps: torch.Tensor,
+                   size: Sequence[int],
+                   stride: Optional[int] = None) -> torch.Tensor:
+    """Nearest, cell-aligned upsampling of a feature grid to (H, W).
+
+    Pixel (y, x) takes the value of cell ``(y // s, x // s)``, the cell that
+    contains it in psa's alignment; the cells' part beyond (H, W) (the
+    padding) is dropped. Being a per-pixel selection, it commutes with any
+    element-wise operation and with maxima over maps.
+
+    Args:
+        maps (Tensor): Maps on the grid, shape (..., h, w).
+        size (Sequence[int]): (H, W).
+        stride (int, optional): s; inferred by :func:`grid_stride` when
+            None. Defaults to None.
+
+    Returns:
+        Tensor: Shape (..., H, W), ``maps``' dtype; ``maps`` itself when
+        (H, W) = (h, w).
+
+    Raises:
+        ValueError: Naming both shapes when (H, W) does not lie on the grid.
+    """
+    height, width = (int(v) for v in size)
+    if tuple(maps.shape[-2:]) == (height, width) and stride in (None, 1):
+        return maps
+    stride = grid_stride((height, width), maps.shape[-2:], stride)
+    rows = torch.arange(height, device=maps.device) // stride  # (H, )
+    cols = torch.arange(width, device=maps.device) // stride  # (W, )
+    return maps.index_select(-2, rows).index_select(-1, cols)  # (..., H, W)

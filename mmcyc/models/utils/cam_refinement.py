@@ -10,24 +10,42 @@ where ``C^s_c > beta1``, tagged with that class c), the chain used by
     class_refinement_maps(V, c, F_t)              -> R_c          (C, h, w)
         R_c = max over the references of class c of epsilon * W^f
     apply_refinement(C^t, R, update, Bg)  (Eq. 14) -> refined CAM (C, H, W)
+        R -> (H, W) by cell replication (grid_to_pixels), then
         C^t_c <- max(C^t_c, R_c) where R_c > Bg, for c in y_t and in c(V)
 
 ``refine_cam`` runs the whole chain. Everything is batched over the
 reference vectors (a loop over chunks of them bounds memory, never one over
 single vectors) and computed in fp32 on the device of ``F_t``.
 
+Resolution of Eq. 14: ``W^f`` lives on t's feature grid (h, w) (Eq. 3-4)
+while ``C^t`` is stored at the image size (H, W). Eq. 14 is applied at
+(H, W) with each ``W^f`` brought there by AffinityNet's (psa's) alignment of
+a stride-s grid: the image is padded at the bottom / right to a multiple of
+s and cell (i, j) covers the pixels ``[s i, s i + s) x [s j, s j + s)``, so
+pixel (y, x) takes the value of cell ``(y // s, x // s)``, with ``s =
+max(ceil(H / h), ceil(W / w))`` unless given (see
+:func:`~mmcyc.models.utils.cam.grid_stride`; sizes that no stride fits,
+``(h - 1) s < H <= h s`` and the same for W, are a ValueError). For
+(H, W) = (h, w) this is Eq. 14 on the grid itself.
+
 Note:
     Eq. 14 applied one reference after the other equals one update with the
     per-class maximum: ``max(C, eps W_1) ... max(., eps W_S)`` restricted to
-    the references above ``Bg / eps`` at (i, j) is ``max(C, max_s eps W_s)``
-    whenever that maximum is above ``Bg`` and ``C`` otherwise. The order of
-    the references therefore does not matter.
+    the references above ``Bg / eps`` at a pixel is ``max(C, max_s eps
+    W_s)`` whenever that maximum is above ``Bg`` and ``C`` otherwise, so the
+    order of the references does not matter. This needs every ``W_s`` at a
+    pixel to be the value of a single grid position: cell replication
+    selects one cell per pixel, so it commutes with the maximum over the
+    references and with the threshold, and ``R`` may be replicated after
+    the maximum. A bilinear (or any averaging) upsampling does not commute:
+    between cells the upsampled maximum is >= the maximum of the upsampled
+    maps and can pass ``Bg`` where no single reference does.
 """
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
+from .cam import grid_stride, grid_to_pixels
 from .cycle_consistency import scaled_softmax
 
 
@@ -121,29 +139,42 @@ def class_refinement_maps(vectors: torch.Tensor,
     return refinement.view(num_classes, height, width)  # (C, h, w)
 
 
-def apply_refinement(cam: torch.Tensor, refinement: torch.Tensor,
-                     update: torch.Tensor, bg_score: float) -> torch.Tensor:
+def apply_refinement(cam: torch.Tensor,
+                     refinement: torch.Tensor,
+                     update: torch.Tensor,
+                     bg_score: float,
+                     stride: Optional[int] = None) -> torch.Tensor:
     """Eq. 14: ``C_c <- max(C_c, R_c)`` where ``R_c > Bg``, for updated c.
 
     ``R_c > Bg`` is Eq. 14's condition ``W^f > Bg / epsilon`` for the
     maximising reference (``R_c = epsilon W^f``, ``epsilon > 0``).
 
-    The refinement maps live at the feature resolution (h, w) while a CAM is
-    stored at the image size (H, W). When they differ, ``R`` is upsampled
-    bilinearly (``align_corners=False``, as CAMs are upsampled in
-    :func:`~mmcyc.models.utils.cam.multi_scale_cam`) *before* the threshold
-    and the maximum, so the update follows the upsampled similarity at every
-    pixel. For (H, W) = (h, w) this is Eq. 14 exactly.
+    The refinement maps live on the feature grid (h, w) while a CAM is
+    stored at the image size (H, W). When they differ, ``R`` is brought to
+    (H, W) by cell replication in psa's alignment (pixel (y, x) takes cell
+    ``(y // s, x // s)``, :func:`~mmcyc.models.utils.cam.grid_to_pixels`)
+    before the threshold and the maximum. Replication selects one cell per
+    pixel, so it commutes with the per-class maximum and with the
+    threshold: the result is exactly Eq. 14 applied reference by reference
+    to each ``W^f`` replicated to (H, W) (see the module's note). For
+    (H, W) = (h, w) it is Eq. 14 on the grid.
 
     Args:
         cam (Tensor): Normalised CAM ``C^t``, shape (C, H, W).
         refinement (Tensor): ``R``, shape (C, h, w).
         update (Tensor): Classes that may change, shape (C, ), bool.
         bg_score (float): ``Bg`` (0.2 in the paper).
+        stride (int, optional): The grid's stride s; None infers ``s =
+            max(ceil(H / h), ceil(W / w))`` (the network's stride when the
+            grid has at least s cells a side). Defaults to None.
 
     Returns:
         Tensor: The refined CAM, shape (C, H, W), ``cam``'s dtype. Never
         below ``cam``; classes outside ``update`` are unchanged.
+
+    Raises:
+        ValueError: If the shapes disagree, or (H, W) does not lie on the
+            (h, w) grid: ``(h - 1) s < H <= h s`` (same for W) fails.
     """
     if cam.dim() != 3 or refinement.dim() != 3 or \
             cam.shape[0] != refinement.shape[0] or \
@@ -153,10 +184,8 @@ def apply_refinement(cam: torch.Tensor, refinement: torch.Tensor,
             f'got {tuple(cam.shape)}, {tuple(refinement.shape)} and '
             f'{tuple(update.shape)}')
     refinement = refinement.to(cam.device, torch.float32)
-    if refinement.shape[1:] != cam.shape[1:]:
-        refinement = F.interpolate(
-            refinement[None], size=cam.shape[1:], mode='bilinear',
-            align_corners=False)[0]  # (C, H, W)
+    refinement = grid_to_pixels(refinement, cam.shape[1:],
+                                stride)  # (C, H, W)
     take = update.to(cam.device, torch.bool)[:, None, None] & (
         refinement > bg_score)  # (C, H, W)
     refined = torch.maximum(cam.float(), refinement).to(cam.dtype)
@@ -171,11 +200,15 @@ def refine_cam(cam: torch.Tensor,
                alpha: float = 20.0,
                epsilon: float = 2.0,
                bg_score: float = 0.2,
-               chunk_size: Optional[int] = 4096) -> torch.Tensor:
+               chunk_size: Optional[int] = 4096,
+               stride: Optional[int] = None) -> torch.Tensor:
     """Eq. 14 for a whole set of references at once.
 
     Only classes in ``y_t`` that have at least one reference change;
     references of classes outside ``y_t`` are dropped before any work.
+    Equals Eq. 14 applied reference by reference at the CAM's size (H, W),
+    each ``W^f`` replicated from the feature grid cell by cell in psa's
+    alignment (see :func:`apply_refinement`).
 
     Args:
         cam (Tensor): Target CAM ``C^t``, shape (C, H, W).
@@ -188,14 +221,23 @@ def refine_cam(cam: torch.Tensor,
         bg_score (float): ``Bg`` of Eq. 14. Defaults to 0.2.
         chunk_size (int, optional): References per chunk (see
             :func:`class_refinement_maps`). Defaults to 4096.
+        stride (int, optional): Stride of the feature grid relative to the
+            CAM; None infers it (see :func:`apply_refinement`). Defaults to
+            None.
 
     Returns:
         Tensor: Refined CAM, shape (C, H, W).
+
+    Raises:
+        ValueError: If (H, W) does not lie on the (h, w) grid of ``feat``
+            (checked before any work).
     """
     num_classes = cam.shape[0]
     if labels.shape != (num_classes, ):
         raise ValueError(f'labels must have shape ({num_classes}, ), got '
                          f'{tuple(labels.shape)}')
+    if cam.dim() == 3 and feat.dim() == 3:
+        grid_stride(cam.shape[1:], feat.shape[1:], stride)  # fail early
     in_label = labels.to(classes.device) > 0.5  # (C, )
     keep = in_label[classes.long()]  # (S, )
     vectors, classes = vectors[keep], classes[keep]  # (S', D), (S', )
@@ -203,4 +245,5 @@ def refine_cam(cam: torch.Tensor,
         classes.long(), minlength=num_classes)[:num_classes] > 0  # (C, )
     refinement = class_refinement_maps(vectors, classes, feat, num_classes,
                                        alpha, epsilon, chunk_size)
-    return apply_refinement(cam, refinement, has_ref & in_label, bg_score)
+    return apply_refinement(cam, refinement, has_ref & in_label, bg_score,
+                            stride)

@@ -38,6 +38,20 @@ def bank_data(tmp_path_factory):
     return str(root), feats, labels
 
 
+def block_mean(cam, stride=SIZE // FEAT):
+    """psa's rule for a CAM whose size is a multiple of the stride: the mean
+    of each stride x stride block (written apart from mmcyc's pooling)."""
+    num, height, width = cam.shape
+    return cam.view(num, height // stride, stride, width // stride,
+                    stride).mean((2, 4))  # (C, h, w)
+
+
+def replicate_cells(grid, size, stride=SIZE // FEAT):
+    """Every pixel (y, x) takes cell (y // stride, x // stride)."""
+    up = grid.repeat_interleave(stride, -2).repeat_interleave(stride, -1)
+    return up[..., :size[0], :size[1]]
+
+
 def features_fn(feats, calls=None):
     def features(indices):
         if calls is not None:
@@ -96,9 +110,7 @@ def test_bank_contents_match_direct_selection(bank_data):
     assert bank.num_images == len(NAMES) and bank.channels == CHANNELS
     store = CAMStore(root)
     for m, classes in enumerate(LABELS):
-        cam = F.interpolate(
-            store.load(NAMES[m], NUM_CLASSES)[None], size=(FEAT, FEAT),
-            mode='bilinear', align_corners=False)[0]
+        cam = block_mean(store.load(NAMES[m], NUM_CLASSES))  # (C, 3, 3)
         for c in range(NUM_CLASSES):
             vec, cls = bank.gather(torch.tensor([m]),
                                    torch.arange(NUM_CLASSES) == c)
@@ -155,9 +167,7 @@ def test_bank_matches_per_target_recomputation(bank_data):
     expected = cam.clone()
     store = CAMStore(root)
     for s in images.tolist():  # Alg. 2: image by image, vector by vector
-        cam_s = F.interpolate(
-            store.load(NAMES[s], NUM_CLASSES)[None], size=(FEAT, FEAT),
-            mode='bilinear', align_corners=False)[0]
+        cam_s = block_mean(store.load(NAMES[s], NUM_CLASSES))  # (C, 3, 3)
         for c in set(LABELS[s]) & {0, 2}:
             for y in range(FEAT):
                 for x in range(FEAT):
@@ -175,29 +185,62 @@ def test_bank_matches_per_target_recomputation(bank_data):
     assert not torch.equal(out, cam)
 
 
-def test_image_size_cam_uses_upsampled_class_maximum(bank_data):
-    """A CAM at the image size gets R_c (max over references at the feature
-    resolution) upsampled bilinearly, then thresholded."""
+def test_image_size_cam_is_eq14_per_reference_on_replicated_cells(
+        bank_data):
+    """A CAM at the image size: Eq. 14 reference by reference, each W^f
+    replicated from the 3x3 grid to 6x6 cell by cell (stride 2)."""
     root, feats, _ = bank_data
     refiner = make_refiner(bank_data, num_refs=4)
     cam, feat, label = target(size=SIZE)
     images = refiner.sample_references(label, 'target')
     store = CAMStore(root)
-    ref = torch.zeros(NUM_CLASSES, FEAT, FEAT)
+    expected = cam.clone()
     for s in images.tolist():
-        cam_s = F.interpolate(
-            store.load(NAMES[s], NUM_CLASSES)[None], size=(FEAT, FEAT),
-            mode='bilinear', align_corners=False)[0]
+        cam_s = block_mean(store.load(NAMES[s], NUM_CLASSES))  # (C, 3, 3)
         for c in set(LABELS[s]) & {0, 2}:
             for y, x in torch.nonzero(cam_s[c] > 0.3).tolist():
                 sim = torch.einsum('d,dhw->hw', feats[s][:, y, x], feat)
                 wf = torch.softmax((4.0 * sim / sim.max()).flatten(), 0)
-                ref[c] = torch.maximum(ref[c], 2.0 * wf.view(FEAT, FEAT))
-    up = F.interpolate(ref[None], size=(SIZE, SIZE), mode='bilinear',
-                       align_corners=False)[0]
-    expected = torch.where(up > 0.2, torch.maximum(cam, up), cam)
+                up = replicate_cells(wf.view(FEAT, FEAT), (SIZE, SIZE))
+                expected[c] = torch.where(
+                    up > 0.2 / 2.0, torch.maximum(expected[c], 2.0 * up),
+                    expected[c])
     out = refiner.refine(cam, feat, label, 'target')
     assert torch.allclose(out, expected, atol=1e-6)
+    assert not torch.equal(out, cam)
+
+
+def test_bank_selects_on_average_pooled_cams():
+    """psa's average pooling, not bilinear point sampling, decides which
+    positions of a bank image are selected."""
+    cam = torch.zeros(2, 16, 16)  # (C, H, W) on a 2x2 grid of stride 8
+    cam[0, 3:5, 3:5] = 1.0  # only the centre of cell (0, 0): mean 1/16
+    cam[0, :8, 8:] = 1.0  # cell (0, 1) everywhere but its centre: 60/64
+    cam[0, 3:5, 11:13] = 0.0
+    cam[1, 8:, :] = 0.5  # cells (1, 0), (1, 1): 0.5 both ways
+    feat = torch.arange(4.).view(1, 2, 2).repeat(3, 1, 1)  # (D=3, 2, 2)
+    labels = torch.ones(2)
+    point = F.interpolate(cam[None], size=(2, 2), mode='bilinear',
+                          align_corners=False)[0]
+    assert point[0].tolist() == [[1.0, 0.0], [0.0, 0.0]]  # the centres
+    vectors, classes = FeatureBank.select(feat, cam, labels, beta1=0.3)
+    # class 0: cell (0, 1) = position 1; class 1: positions 2 and 3
+    assert vectors[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert classes.tolist() == [0, 1, 1]
+    # a CAM already on the grid is used as it is
+    vectors, classes = FeatureBank.select(feat, point, torch.tensor([1., 0]),
+                                          beta1=0.3)
+    assert vectors[:, 0].tolist() == [0.0] and classes.tolist() == [0]
+    # a partial last block counts its padding as zeros: a 12x16 CAM lies on
+    # the 2x2 grid of stride 8 with 4 rows of zero padding
+    edge = torch.zeros(1, 12, 16)
+    edge[0, 8:, :8] = 0.5  # cell (1, 0): 32 pixels of 0.5 / 64 = 0.25
+    edge[0, 8:, 8:] = 1.0  # cell (1, 1): 32 / 64 = 0.5
+    vectors, classes = FeatureBank.select(feat, edge, torch.ones(1),
+                                          beta1=0.3)
+    assert vectors[:, 0].tolist() == [3.0]  # cell (1, 1) only
+    with pytest.raises(ValueError, match='5x9 map .* 2x2'):
+        FeatureBank.select(feat, torch.rand(1, 5, 9), torch.ones(1), 0.3)
 
 
 def test_only_label_classes_change_and_never_decrease(bank_data):

@@ -84,3 +84,62 @@ def test_multi_scale_flip_against_explicit_loop():
     assert torch.allclose(got, expected, atol=1e-5)
     with pytest.raises(ValueError, match='scales'):
         multi_scale_cam(cam_fn, inputs, scales=())
+
+
+# --------------------------------------------------------------------- #
+# the feature grid: psa's alignment (image padded at the bottom / right to a
+# multiple of the stride, cell (i, j) covers [s i, s i + s) x [s j, s j + s))
+def test_cam_to_grid_is_psa_average_pooling_by_hand():
+    from mmcyc.models.utils.cam import cam_to_grid, pool_scores
+    cam = torch.arange(30.).reshape(1, 5, 6)  # (1, H=5, W=6), value 6y + x
+    pooled = cam_to_grid(cam, (3, 3))  # stride 2, one zero row of padding
+    assert pooled.shape == (1, 3, 3) and pooled.dtype == torch.float32
+    expected = torch.tensor([[
+        [(0 + 1 + 6 + 7) / 4, (2 + 3 + 8 + 9) / 4, (4 + 5 + 10 + 11) / 4],
+        [(12 + 13 + 18 + 19) / 4, (14 + 15 + 20 + 21) / 4,
+         (16 + 17 + 22 + 23) / 4],
+        # last row: only y = 4 exists, divided by 4 nonetheless
+        [(24 + 25) / 4, (26 + 27) / 4, (28 + 29) / 4],
+    ]])
+    assert torch.equal(pooled, expected)
+    assert torch.equal(pool_scores(cam, 2), expected)
+    # the same rule with the stride given, and on a batch (N, C, H, W)
+    assert torch.equal(cam_to_grid(cam[None], (3, 3), stride=2)[0], expected)
+    # already on the grid: returned as it is
+    assert cam_to_grid(cam, (5, 6)) is cam
+
+
+def test_grid_stride_inference_and_errors():
+    from mmcyc.models.utils.cam import cam_to_grid, grid_stride
+    assert grid_stride((448, 448), (56, 56)) == 8
+    assert grid_stride((500, 375), (63, 47)) == 8  # ResNet-38: ceil(H / 8)
+    assert grid_stride((7, 9), (7, 9)) == 1
+    # a grid under 8 cells a side may fit several strides: the smallest one
+    # consistent with both axes is inferred, a given one is checked
+    assert grid_stride((20, 27), (3, 4)) == 7
+    assert grid_stride((20, 27), (3, 4), stride=8) == 8
+    with pytest.raises(ValueError, match=r'20x27 map .* 3x4 .* stride 10'):
+        grid_stride((20, 27), (3, 4), stride=10)
+    with pytest.raises(ValueError, match=r'a 17x16 map does not lie on a '
+                       r'2x4 feature grid with stride 9'):
+        grid_stride((17, 16), (2, 4))  # rows need s >= 9, columns s <= 5
+    with pytest.raises(ValueError, match=r'4x4 map .* 8x8'):
+        cam_to_grid(torch.rand(2, 4, 4), (8, 8))  # coarser than the grid
+
+
+def test_grid_to_pixels_replicates_cells_with_psa_alignment():
+    from mmcyc.models.utils.cam import grid_to_pixels
+    grid = torch.arange(12.).reshape(1, 3, 4)  # (1, h, w)
+    up = grid_to_pixels(grid, (20, 27), stride=8)
+    assert up.shape == (1, 20, 27)
+    for y in range(20):
+        for x in range(27):
+            assert up[0, y, x] == grid[0, y // 8, x // 8]
+    # inferred stride 7 for these sizes
+    up7 = grid_to_pixels(grid, (20, 27))
+    assert up7[0, 6, 6] == 0 and up7[0, 7, 7] == 5 and up7[0, 19, 26] == 11
+    assert grid_to_pixels(grid, (3, 4)) is grid
+    # pooling the replicated map gives the grid back (cells fully inside)
+    from mmcyc.models.utils.cam import cam_to_grid
+    assert torch.equal(cam_to_grid(grid_to_pixels(grid, (24, 32)), (3, 4)),
+                       grid)
