@@ -1,0 +1,9 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Library steps behind the tools (model loading, evaluation loops)."""
+from .correspondence import (correspondence_figure, evaluate_correspondence,
+                             load_cycsnet, sample_pairs)
+
+__all__ = [
+    'correspondence_figure', 'evaluate_correspondence', 'load_cycsnet',
+    'sample_pairs'
+]

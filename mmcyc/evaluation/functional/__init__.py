@@ -1,0 +1,10 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Metrics as pure tensor functions (no registry, no file I/O)."""
+from .correspondence import (cells_to_grid, correspondence_hits,
+                             correspondence_summary, part_cells, peak_cells,
+                             reference_mask)
+
+__all__ = [
+    'cells_to_grid', 'correspondence_hits', 'correspondence_summary',
+    'part_cells', 'peak_cells', 'reference_mask'
+]

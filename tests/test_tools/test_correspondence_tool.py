@@ -1,0 +1,231 @@
+"""Part correspondence: mmcyc.apis.correspondence and
+tools/analysis_tools/correspondence.py on the tiny synthetic dataset.
+
+The CyCSNet and classifier checkpoints are untrained tiny models and the
+stage-1 CAMs are made from the masks: the plumbing (pairs, grids, counting,
+JSON, drawing) does not depend on training. An oracle model whose features
+are the ground-truth part fractions checks the alignment of features, CAMs
+and part maps end to end.
+"""
+import importlib.util
+import json
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from PIL import Image
+
+from mmcyc.apis import evaluate_correspondence, load_cycsnet, sample_pairs
+from mmcyc.datasets.cls_labels import load_cls_labels
+from mmcyc.datasets.synthvoc import decode_part_map, load_part_map
+from mmcyc.datasets.voc_image_label import read_image_names
+from mmcyc.evaluation.functional import part_cells
+from mmcyc.utils import CAMStore, cam_name, save_cam
+
+CONFIG = 'tests/data/cyc_tiny_synthvoc.py'
+TOOL = 'tools/analysis_tools/correspondence.py'
+SPLIT = 'ImageSets/Segmentation/train_aug.txt'
+
+
+def test_sample_pairs_deterministic_and_sharing():
+    names = ['a', 'b', 'c', 'd', 'e']
+    labels = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [1, 0, 0],
+                       [0, 0, 1]])
+    pairs = sample_pairs(names, labels, 2, seed=0)
+    assert pairs == sample_pairs(names, torch.as_tensor(labels), 2, seed=0)
+    for s, t in pairs:
+        i, j = names.index(s), names.index(t)
+        assert s != t and (labels[i] & labels[j]).any()
+    sources = [s for s, _ in pairs]
+    # a: {b, d}; b: {a, c, d} -> 2; c: {b}; d: {a, b}; e: none
+    assert sources == ['a', 'a', 'b', 'b', 'c', 'd', 'd']
+    assert len(set(pairs)) == len(pairs)
+    every = sample_pairs(names, labels, 10, seed=1)
+    assert sorted(every) == sorted([('a', 'b'), ('a', 'd'), ('b', 'a'),
+                                    ('b', 'c'), ('b', 'd'), ('c', 'b'),
+                                    ('d', 'a'), ('d', 'b')])
+    assert any(sample_pairs(names, labels, 1, seed=s) != sample_pairs(
+        names, labels, 1, seed=0) for s in range(1, 6))
+    with pytest.raises(ValueError, match='pairs_per_image'):
+        sample_pairs(names, labels, 0)
+    with pytest.raises(ValueError, match=r'\(N, C\) with N = 5'):
+        sample_pairs(names, labels[:4], 1)
+
+
+@pytest.fixture(scope='module')
+def stage_inputs(tmp_path_factory, tiny_synthvoc):
+    """Untrained tiny CyCSNet and classifier checkpoints and mask CAMs."""
+    work = tmp_path_factory.mktemp('correspondence')
+    init_default_scope('mmseg')
+    import mmcyc  # noqa: F401
+    model_cfg = Config.fromfile(CONFIG).model
+    model_cfg.cam_classifier_checkpoint = None
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    cyc = str(work / 'cyc.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, cyc)
+    torch.manual_seed(1)
+    classifier = MODELS.build(model_cfg).cam_classifier
+    cls = str(work / 'cls.pth')
+    torch.save({'state_dict': classifier.state_dict(), 'meta': {}}, cls)
+    labels = load_cls_labels(osp.join(tiny_synthvoc, 'cls_labels.npy'))
+    cam_dir = work / 'cams'
+    rng = np.random.default_rng(0)
+    for name in read_image_names(osp.join(tiny_synthvoc, SPLIT)):
+        mask = np.asarray(Image.open(osp.join(
+            tiny_synthvoc, 'SegmentationClassAug', name + '.png')))
+        classes = np.flatnonzero(labels[name])
+        cams = np.stack([(mask == c + 1) * 0.6 + rng.random(mask.shape) * 0.3
+                         for c in classes])
+        save_cam(str(cam_dir / f'{name}.npz'), cams, classes)
+    return work, cyc, cls, str(cam_dir)
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('correspondence_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def dataset(tool, tiny_synthvoc):
+    init_default_scope('mmseg')
+    import mmcyc  # noqa: F401
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(
+        {'train_dataloader.dataset.dataset.data_root': tiny_synthvoc})
+    dataset, data_root = tool.image_label_dataset(cfg, SPLIT)
+    assert data_root == tiny_synthvoc
+    return dataset
+
+
+def pairs_of(dataset, per_image=4, seed=0):
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    names = [cam_name(i['img_path']) for i in infos]
+    labels = np.stack([i['img_label'] for i in infos])
+    return sample_pairs(names, labels, per_image, seed)
+
+
+class PartOracle(nn.Module):
+    """F = the image's ground-truth part fractions (C * P, h, w), read
+    from the part map of the image the preprocessor saw last."""
+
+    def __init__(self, data_root):
+        super().__init__()
+        self.data_root = data_root
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    def data_preprocessor(self, data, training):
+        self.name = cam_name(data['data_samples'][0].metainfo['img_path'])
+        return dict(inputs=torch.stack(data['inputs']).float(),
+                    data_samples=data['data_samples'])
+
+    def forward(self, inputs, mode='tensor'):
+        class_id, role = decode_part_map(load_part_map(self.data_root,
+                                                       self.name))
+        frac = part_cells(class_id, role, 20, 2, 8)  # (20, 2, h, w)
+        return frac.flatten(0, 1)[None]  # (1, 40, h, w)
+
+
+def test_oracle_features_find_their_parts(dataset, stage_inputs,
+                                          tiny_synthvoc):
+    _, _, _, cam_dir = stage_inputs
+    pairs = pairs_of(dataset)
+    result = evaluate_correspondence(
+        PartOracle(tiny_synthvoc), dataset, pairs, CAMStore(cam_dir),
+        tiny_synthvoc, progress=False)
+    assert result['count'] > 20 and result['pairs'] == len(pairs)
+    assert result['acc'] >= 90.0
+    assert result['images'] == len({n for p in pairs for n in p})
+    # per-class details add up to the total
+    assert sum(c['hits'] for c in result['per_class'].values()) == \
+        result['hits']
+    assert all(c['count'] == sum(p['count'] for p in c['per_part'])
+               for c in result['per_class'].values())
+
+
+def test_missing_part_map_is_named(dataset, stage_inputs, tmp_path):
+    _, cyc, _, cam_dir = stage_inputs
+    pairs = pairs_of(dataset)[:1]
+    with pytest.raises(FileNotFoundError, match='SynthParts'):
+        evaluate_correspondence(PartOracle(str(tmp_path)), dataset, pairs,
+                                CAMStore(cam_dir), str(tmp_path),
+                                progress=False)
+    with pytest.raises(ValueError, match="'nope' is not in the dataset"):
+        evaluate_correspondence(PartOracle(str(tmp_path)), dataset,
+                                [('nope', pairs[0][1])], CAMStore(cam_dir),
+                                str(tmp_path), progress=False)
+
+
+def run(run_tool, python, root, checkpoint, cam_dir, out, *extra):
+    return run_tool(
+        python, TOOL, CONFIG, checkpoint, '--cam-dir', cam_dir, '--split',
+        SPLIT, '--out', out, *extra, '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={root}')
+
+
+def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
+                          python):
+    work, cyc, cls, cam_dir = stage_inputs
+    out_cls, out_cyc = str(work / 'cls.json'), str(work / 'cyc.json')
+    vis = str(work / 'vis')
+    run(run_tool, python, tiny_synthvoc, '-', cam_dir, out_cls,
+        '--init-from-classifier', cls)
+    proc = run(run_tool, python, tiny_synthvoc, cyc, cam_dir, out_cyc,
+               '--draw', '3', '--vis-dir', vis)
+    with open(out_cls) as f:
+        res_cls = json.load(f)
+    with open(out_cyc) as f:
+        res_cyc = json.load(f)
+    assert res_cls['features'] == 'cls' and res_cyc['features'] == 'cyc'
+    pairs = pairs_of(dataset)
+    for res in (res_cls, res_cyc):
+        assert res['pairs'] == len(pairs)
+        assert 0 <= res['hits'] <= res['count']
+        assert res['corr_acc'] == pytest.approx(
+            100 * res['hits'] / res['count'])
+    # the references depend on the CAMs and part maps only: the same pairs
+    # give the same counts whatever the features
+    assert res_cls['count'] == res_cyc['count'] > 0
+
+    # the tool's numbers are the library's on the same model and pairs
+    model = load_cycsnet(Config.fromfile(CONFIG).model, checkpoint=cyc)
+    result = evaluate_correspondence(model, dataset, pairs,
+                                     CAMStore(cam_dir), tiny_synthvoc,
+                                     progress=False)
+    assert (result['hits'], result['count']) == (res_cyc['hits'],
+                                                 res_cyc['count'])
+
+    png = osp.join(vis, 'vis_data', 'vis_image', 'correspondence_0.png')
+    assert png in proc.stdout
+    grid = mmcv.imread(png)
+    # 3 rows (points), the source and 1-3 targets, 64 px cells
+    assert grid.ndim == 3 and grid.shape[0] > 3 * 64
+    assert grid.shape[1] > 2 * 64
+
+
+def test_tool_rejects_checkpoint_with_classifier(stage_inputs, python,
+                                                 tiny_synthvoc):
+    import subprocess
+    work, cyc, cls, cam_dir = stage_inputs
+    proc = subprocess.run(
+        [python, TOOL, CONFIG, cyc, '--cam-dir', cam_dir,
+         '--init-from-classifier', cls], capture_output=True, text=True)
+    assert proc.returncode == 2 and "'-' with --init-from-classifier" in \
+        proc.stderr
+
+
+def test_wrong_checkpoint_is_named(stage_inputs):
+    _, _, cls, _ = stage_inputs
+    with pytest.raises(ValueError, match=f'checkpoint {cls} does not match'):
+        load_cycsnet(Config.fromfile(CONFIG).model, checkpoint=cls)
+    with pytest.raises(ValueError, match='exactly one'):
+        load_cycsnet(Config.fromfile(CONFIG).model)

@@ -1,0 +1,198 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Part-correspondence accuracy of F on SynthVOC (the paper's central claim).
+
+    # F = the trained CyCSNet ("cyc" features)
+    python tools/analysis_tools/correspondence.py CONFIG CHECKPOINT \\
+        --cam-dir STAGE1_CAMS [--split ImageSets/Segmentation/train.txt] \\
+        [--pairs-per-image 4] [--seed 0] [--beta1 0.3] [--out JSON] \\
+        [--draw N --vis-dir DIR] [--cfg-options ...]
+    # F = its initialisation, the stage-1 classifier's backbone ("cls")
+    python tools/analysis_tools/correspondence.py CONFIG - \\
+        --init-from-classifier CAM_CKPT --cam-dir STAGE1_CAMS ...
+
+CONFIG is the CyCSNet config (e.g. ``configs/cyc_resnet38_synthvoc.py``).
+The images and labels are those of the config's training dataset
+(``train_dataloader.dataset``, unwrapped to the image-label dataset) with
+the ``--split`` file, relative to its ``data_root``, which must be a SynthVOC
+made with part maps (``SynthParts/``). Pairs (s, t) of images sharing a
+class are drawn by ``mmcyc.apis.sample_pairs`` (``--pairs-per-image``
+targets per source, ``--seed``): the same arguments give the same pairs for
+both feature sets. For each reference on part k of class c in s (a stride-8
+cell with part fraction >= 0.5 and pooled stage-1 CAM_c > ``--beta1``) the
+peak of its W^f in t hits when it touches part k of class c in t, counted
+where that part is visible in t (``mmcyc.apis.evaluate_correspondence``).
+
+``--out`` writes (atomically) ``{"corr_acc": percent, "hits", "count",
+"pairs", "features": "cls" | "cyc", ...}`` with per-class details;
+``--draw N`` draws the paper's Fig. 3 for N on-part points of the first
+pairs, through mmengine's Visualizer with a LocalVisBackend:
+``VIS_DIR/vis_data/vis_image/correspondence_0.png`` (the path is printed).
+"""
+import argparse
+import copy
+import json
+import math
+import os.path as osp
+import sys
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmengine.visualization import Visualizer
+from mmseg.registry import DATASETS
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+from mmcyc.apis import (correspondence_figure,  # noqa: E402
+                        evaluate_correspondence, load_cycsnet, sample_pairs)
+from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
+
+IMAGE_NAME = 'correspondence'
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Part-correspondence accuracy of F (SynthVOC part maps)')
+    parser.add_argument('config', help='CyCSNet config file')
+    parser.add_argument(
+        'checkpoint',
+        help="trained CyCSNet checkpoint, or '-' with --init-from-classifier")
+    parser.add_argument(
+        '--init-from-classifier', metavar='CAM_CKPT',
+        help='evaluate F initialised from this stage-1 classifier checkpoint '
+        "(give CHECKPOINT as '-')")
+    parser.add_argument('--cam-dir', required=True,
+                        help='stage-1 CAMs (one <name>.npz per image)')
+    parser.add_argument('--split', default='ImageSets/Segmentation/train.txt',
+                        help='images to pair, relative to data_root')
+    parser.add_argument('--pairs-per-image', type=int, default=4,
+                        help='targets per source image')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the pair sampling')
+    parser.add_argument('--beta1', type=float, default=0.3,
+                        help='CAM threshold of the reference cells')
+    parser.add_argument('--out', help='write the result JSON here')
+    parser.add_argument('--draw', type=int, metavar='N',
+                        help='draw Fig. 3 for N on-part source points')
+    parser.add_argument('--vis-dir', default='work_dirs/correspondence',
+                        help='the visualizer save_dir of --draw')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value')
+    args = parser.parse_args()
+    if (args.checkpoint == '-') == (args.init_from_classifier is None):
+        parser.error("give a CyCSNet CHECKPOINT, or '-' with "
+                     '--init-from-classifier CAM_CKPT')
+    if args.pairs_per_image < 1:
+        parser.error('--pairs-per-image must be >= 1')
+    if args.draw is not None and args.draw < 1:
+        parser.error('--draw needs N >= 1')
+    return args
+
+
+def image_label_dataset(cfg: Config, split: str):
+    """The config's training image-label dataset on ``split``, loading
+    images at scale 1 without augmentation."""
+    loader = cfg.get('train_dataloader') or cfg.get('test_dataloader')
+    if not loader:
+        raise ValueError(f'{cfg.filename} has no train_dataloader to take '
+                         'the images and labels from')
+    dataset = copy.deepcopy(loader['dataset'])
+    while 'data_root' not in dataset and 'dataset' in dataset:
+        dataset = dataset['dataset']
+    if 'data_root' not in dataset:
+        raise ValueError(f'no dataset with a data_root in {cfg.filename}')
+    dataset.update(
+        ann_file=split,
+        require_seg_map=False,
+        pipeline=[
+            dict(type='LoadCheckedImageFromFile'),
+            dict(type='PackImageLabelInputs')
+        ])
+    return DATASETS.build(dataset), dataset['data_root']
+
+
+def nan_to_none(value):
+    """JSON has no NaN: accuracies without references become null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_none(v) for v in value]
+    return value
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    import mmcyc  # noqa: F401  (registers datasets, transforms, models)
+    logger = MMLogger.get_instance('mmcyc_correspondence')
+    device = torch.device('cuda', torch.cuda.current_device()) \
+        if torch.cuda.is_available() else torch.device('cpu')
+    features = 'cls' if args.init_from_classifier else 'cyc'
+    model = load_cycsnet(
+        cfg.model,
+        checkpoint=None if features == 'cls' else args.checkpoint,
+        classifier_checkpoint=args.init_from_classifier,
+        device=device)
+    dataset, data_root = image_label_dataset(cfg, args.split)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    names = [cam_name(info['img_path']) for info in infos]
+    labels = torch.stack([torch.as_tensor(i['img_label']) for i in infos])
+    pairs = sample_pairs(names, labels, args.pairs_per_image, args.seed)
+    cam_store = CAMStore(args.cam_dir)
+    weights = args.init_from_classifier or args.checkpoint
+    logger.info(f'"{features}" features ({weights}); {len(names)} images of '
+                f'{args.split}, {len(pairs)} pairs (seed {args.seed})')
+
+    start = time.time()
+    result = evaluate_correspondence(
+        model, dataset, pairs, cam_store, data_root, beta1=args.beta1,
+        device=device, logger='mmcyc_correspondence')
+    logger.info(f'"{features}" correspondence accuracy '
+                f'{result["acc"]:.2f} % ({time.time() - start:.1f} s)')
+    if args.out:
+        out = dict(
+            corr_acc=result['acc'],
+            hits=result['hits'],
+            count=result['count'],
+            pairs=result['pairs'],
+            features=features,
+            pairs_counted=result['pairs_counted'],
+            images=result['images'],
+            beta1=args.beta1,
+            pairs_per_image=args.pairs_per_image,
+            seed=args.seed,
+            split=args.split,
+            checkpoint=weights,
+            per_class=result['per_class'])
+        with atomic_open(args.out, 'w') as f:
+            json.dump(nan_to_none(out), f, indent=2)
+            f.write('\n')
+        logger.info(f'wrote {args.out}')
+
+    if args.draw:
+        alpha = float(cfg.model.get('head', {}).get('alpha', 20.0))
+        grid, info = correspondence_figure(
+            model, dataset, pairs, cam_store, data_root, args.draw,
+            alpha=alpha, beta1=args.beta1, device=device)
+        visualizer = Visualizer(
+            name='mmcyc_correspondence', save_dir=args.vis_dir,
+            vis_backends=[dict(type='LocalVisBackend')])
+        visualizer.add_image(IMAGE_NAME, grid)
+        png = osp.join(args.vis_dir, 'vis_data', 'vis_image',
+                       f'{IMAGE_NAME}_0.png')
+        print(f'Fig. 3 of {len(info["cells"])} point(s) of {info["source"]} '
+              f'(classes {info["classes"]}, parts {info["parts"]}) on '
+              f'{info["targets"]}: {png}')
+
+
+if __name__ == '__main__':
+    main()
