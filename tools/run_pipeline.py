@@ -12,15 +12,19 @@ Stages (each a call of the stage's own tool, as a user would run it):
    images of stage 3), scored as pseudo masks (``tools/test.py --cam-dir``);
 4. ``cyc_train`` train CyCSNet on image pairs from the stage-1 checkpoint
    (``tools/train.py``), then draw its beta2 and loss curves;
-5. ``refine``    revise the CAMs of train, then of the rest of train_aug, with
-   same-class images of train_aug (Eq. 14, ``tools/refine_cam.py``) and
-   score them;
-6. ``aff_train`` train AffinityNet on affinity labels from the train_aug CAMs
+5. ``corr``      on SynthVOC (part maps present): the part-correspondence
+   accuracy of F before (the classifier's features) and after CyCSNet
+   training, on the same pairs of train images, and its Fig. 3 drawings
+   (``tools/analysis_tools/correspondence.py``);
+6. ``refine``    revise the CAMs of train with N = 16 (scored) and with
+   N = 64, then the rest of train_aug with N = 64, with same-class images of
+   train_aug (Eq. 14, ``tools/refine_cam.py``);
+7. ``aff_train`` train AffinityNet on affinity labels from the train_aug CAMs
    (``tools/train.py``);
-7. ``rw``        random walk of the plain and of the refined CAMs of train
+8. ``rw``        random walk of the plain and of the refined CAMs of train
    (scored) and of train_aug, written as VOC palette PNGs
    (``WORK/pseudo_masks/{rw,rw_cyc}``, ``tools/test.py --pseudo-mask-dir``);
-8. ``seg``       train a stock mmseg segmentation model on each folder of
+9. ``seg``       train a stock mmseg segmentation model on each folder of
    pseudo masks of train_aug (``tools/train.py``) and score it on val
    against the real masks (``tools/test.py``).
 
@@ -48,11 +52,12 @@ from mmengine.visualization import Visualizer
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mmcyc.datasets.synthvoc import is_complete, make_synthvoc  # noqa: E402
+from mmcyc.datasets.synthvoc import (PART_DIR, is_complete,  # noqa: E402
+                                     make_synthvoc)
 from mmcyc.utils import atomic_open  # noqa: E402
 from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
-STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'refine',
+STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr', 'refine',
           'aff_train', 'rw', 'seg')
 # pseudo-mask folder (WORK/pseudo_masks/<name>) -> its results.json row
 SEG_ROWS = {'rw_cyc': 'seg_val', 'rw': 'seg_val_rw'}
@@ -173,6 +178,21 @@ class Pipeline:
     def cam_train(self, force: bool) -> None:
         self.train_stage('cam', force)
 
+    def part_recall(self, cams: str, force: bool) -> None:
+        """CAM recall on salient parts, weak parts and bodies of train.
+
+        Only for data with SynthVOC part maps (``SynthParts/``); written to
+        ``metrics/recall_<cams>_train.json``.
+        """
+        if not osp.isdir(osp.join(self.data_root, PART_DIR)):
+            return
+        metrics = self.path('metrics', f'recall_{cams}_train.json')
+        if self.scored(metrics, force, f'recall of {cams} on train done'):
+            return
+        self.run_tool('analysis_tools/part_recall.py', self.data_root,
+                      self.path('cams', cams), '--split',
+                      'ImageSets/Segmentation/train.txt', '--out', metrics)
+
     def cam_infer(self, force: bool) -> None:
         cam_dir = self.path('cams', 'cam')
         if force:  # CAMs of an older checkpoint must not be read back
@@ -188,6 +208,7 @@ class Pipeline:
                           f'ImageSets/Segmentation/{split}.txt',
                           '--metrics-json', metrics, '--cfg-options',
                           *self.data_options(config))
+        self.part_recall('cam', force)
 
     def cyc_train(self, force: bool) -> None:
         self.train_stage(
@@ -225,30 +246,69 @@ class Pipeline:
             'cyc_train: curves in '
             f'{self.path("cyc", "curves", "vis_data", "vis_image")}; {stats}')
 
-    def refine(self, force: bool) -> None:
-        """Refine train (scored as ``cam_cyc``), then the rest of train_aug.
+    def corr(self, force: bool) -> None:
+        """Part-correspondence accuracy of F, before and after stage 2.
 
-        The second run skips the targets refined by the first (their files
-        exist), so every train_aug image is refined once; stage 5 trains on
-        the walked refined CAMs of train_aug.
+        ``metrics/corr_cls.json``: F's initialisation (the stage-1
+        classifier's backbone); ``metrics/corr_cyc.json``: the trained
+        CyCSNet; the same pairs of train images (4 targets per source,
+        seed 0). Only for data with SynthVOC part maps. Fig. 3 drawings of
+        4 source points go to ``WORK/corr/<features>``.
         """
-        out_dir = self.path('cams', 'cyc')
-        if force:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if not osp.isdir(osp.join(self.data_root, PART_DIR)):
+            self.logger.info('corr: no part maps in the data, skipped')
+            return
         config = self.stage_config('cyc')
-        for split in ('train', 'train_aug'):
-            metrics = self.path('metrics', f'cyc_{split}.json')
-            if self.scored(metrics, force,
-                           f'refine: {split} refined and scored'):
+        for features in ('cls', 'cyc'):
+            metrics = self.path('metrics', f'corr_{features}.json')
+            if self.scored(metrics, force, f'corr: {features} scored'):
                 continue
-            self.run_tool('refine_cam.py', config,
-                          self.final_checkpoint('cyc'), '--cam-dir',
-                          self.path('cams', 'cam'), '--out-dir', out_dir,
-                          '--split', f'ImageSets/Segmentation/{split}.txt',
-                          '--bank-split',
-                          'ImageSets/Segmentation/train_aug.txt',
-                          '--metrics-json', metrics, '--cfg-options',
+            weights = (['-', '--init-from-classifier', self.cam_checkpoint()]
+                       if features == 'cls' else
+                       [self.final_checkpoint('cyc')])
+            self.run_tool('analysis_tools/correspondence.py', config,
+                          *weights, '--cam-dir', self.path('cams', 'cam'),
+                          '--split', 'ImageSets/Segmentation/train.txt',
+                          '--out', metrics, '--draw', '4', '--vis-dir',
+                          self.path('corr', features), '--cfg-options',
                           *self.data_options(config))
+
+    def refine(self, force: bool) -> None:
+        """Refine the stage-1 CAMs with the paper's two settings of N.
+
+        ``cams/cyc``: N = ``refine.num_refs`` (16, Table 1 without random
+        walk) for train, scored as ``cam_cyc``. ``cams/cyc_rw``: N =
+        ``refine.num_refs_rw`` (64, Table 1 with random walk) for train
+        (scored as ``cam_cyc_rw_n``), then the rest of train_aug (its train
+        targets are skipped: their files exist); stage 4 walks these and
+        stage 5 trains on them. Both share one feature bank (it does not
+        depend on N).
+        """
+        bank = self.path('cams', 'feature_bank.pth')
+        runs = (('cyc', self.cfg.refine.num_refs, ('train', )),
+                ('cyc_rw', self.cfg.refine.num_refs_rw, ('train',
+                                                         'train_aug')))
+        if force:
+            for name, _, _ in runs:
+                shutil.rmtree(self.path('cams', name), ignore_errors=True)
+            if osp.isfile(bank):
+                os.remove(bank)
+        config = self.stage_config('cyc')
+        for name, num_refs, splits in runs:
+            for split in splits:
+                metrics = self.path('metrics', f'{name}_{split}.json')
+                if self.scored(metrics, force,
+                               f'refine: {split} refined and scored'):
+                    continue
+                self.run_tool(
+                    'refine_cam.py', config, self.final_checkpoint('cyc'),
+                    '--cam-dir', self.path('cams', 'cam'), '--out-dir',
+                    self.path('cams', name), '--split',
+                    f'ImageSets/Segmentation/{split}.txt', '--bank-split',
+                    'ImageSets/Segmentation/train_aug.txt', '--bank-file',
+                    bank, '--num-refs', str(num_refs), '--metrics-json',
+                    metrics, '--cfg-options', *self.data_options(config))
+            self.part_recall(name, force)
 
     def aff_train(self, force: bool) -> None:
         cams = self.path('cams', 'cam')
@@ -271,7 +331,7 @@ class Pipeline:
         --pseudo-mask-dir`` resumes) and walks only the rest.
         """
         config = self.stage_config('aff')
-        for name, cams in (('rw', 'cam'), ('rw_cyc', 'cyc')):
+        for name, cams in (('rw', 'cam'), ('rw_cyc', 'cyc_rw')):
             masks = self.path('pseudo_masks', name)
             if force:
                 shutil.rmtree(masks, ignore_errors=True)
@@ -319,7 +379,8 @@ class Pipeline:
                 rows[key] = metrics['mIoU']
                 rows[key + '_sweep_best'] = metrics['sweep/best_mIoU']
                 rows[key + '_sweep_bg'] = metrics['sweep/best_bg_score']
-        names = [('cam_cyc', 'cyc_train'), ('cam_rw', 'rw_train'),
+        names = [('cam_cyc', 'cyc_train'), ('cam_cyc_rw_n', 'cyc_rw_train'),
+                 ('cam_rw', 'rw_train'),
                  ('cam_rw_cyc', 'rw_cyc_train'),
                  ('cam_rw_train_aug', 'rw_train_aug'),
                  ('cam_rw_cyc_train_aug', 'rw_cyc_train_aug')]
@@ -329,6 +390,18 @@ class Pipeline:
             if osp.isfile(path):
                 with open(path) as f:
                     rows[key] = json.load(f)['mIoU']
+        for features in ('cls', 'cyc'):
+            path = self.path('metrics', f'corr_{features}.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    rows[f'corr_acc_{features}'] = json.load(f)['corr_acc']
+        for cams in ('cam', 'cyc', 'cyc_rw'):
+            path = self.path('metrics', f'recall_{cams}_train.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    recall = json.load(f)
+                for region in ('salient', 'weak', 'body'):
+                    rows[f'recall_{cams}_{region}'] = recall[region]
         return rows
 
 
@@ -341,7 +414,9 @@ def write_results(rows: dict, work_dir: str) -> str:
     """
 
     def cell(key: str) -> str:
-        return f'{rows[key]:.2f}' if key in rows else ''
+        if key not in rows:
+            return ''
+        return 'n/a' if rows[key] is None else f'{rows[key]:.2f}'
 
     lines = [
         '| method | pseudo masks, train (mIoU %) | '
@@ -353,10 +428,30 @@ def write_results(rows: dict, work_dir: str) -> str:
         f"{cell('seg_val_rw')} |",
         f"| CAM + RW + Cyc | {cell('cam_rw_cyc')} | {cell('seg_val')} |",
         '',
-        'Pseudo masks at background score 0.2. Also measured: CAM on val '
+        'Pseudo masks at background score 0.2 (CAM + Cyc: N = 16; the '
+        'random walk of CAM + RW + Cyc starts from N = 64, which scores '
+        f"{cell('cam_cyc_rw_n')} before the walk). Also measured: CAM on val "
         f"{cell('cam_val')}; CAM on train at the oracle background score "
         f"{rows.get('cam_sweep_bg', '')}: {cell('cam_sweep_best')}.",
     ]
+    if 'corr_acc_cls' in rows or 'recall_cam_salient' in rows:
+        lines += [
+            '',
+            'Part correspondence (share of on-part W^f peaks that land on '
+            'the same part of another image of the class, %): classifier '
+            f"features {cell('corr_acc_cls')}, CyCSNet "
+            f"{cell('corr_acc_cyc')}.",
+            '',
+            '| CAMs of train | recall on salient parts | on weak parts | '
+            'on bodies |',
+            '|---|---|---|---|',
+        ]
+        for cams, label in (('cam', 'CAM'), ('cyc', 'CAM + Cyc (N = 16)'),
+                            ('cyc_rw', 'CAM + Cyc (N = 64)')):
+            lines.append(f'| {label} | ' + ' | '.join(
+                cell(f'recall_{cams}_{region}')
+                for region in ('salient', 'weak', 'body')) + ' |')
+
     table = '\n'.join(lines) + '\n'
     for name, text in (('results.json', json.dumps(rows, indent=2)),
                        ('results.md', table)):

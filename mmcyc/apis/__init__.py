@@ -7,3 +7,6 @@ __all__ = [
     'correspondence_figure', 'evaluate_correspondence', 'load_cycsnet',
     'sample_pairs'
 ]
+from .part_recall import evaluate_part_recall  # noqa: E402
+
+__all__ += ['evaluate_part_recall']

@@ -35,9 +35,37 @@ def test_results_and_outputs(pipeline_run):
     assert (work / 'data' / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
     # one CAM file per train_aug (train included) and val image
     assert len(list((work / 'work' / 'cams' / 'cam').glob('*.npz'))) == 24 + 8
-    # stage 3: refined CAMs of the 24 train_aug images, train scored
-    assert len(list((work / 'work' / 'cams' / 'cyc').glob('*.npz'))) == 24
+    # stage 3: refined CAMs of the 8 train images with N = 4 (scored), and of
+    # the 24 train_aug images with N = 8 (walked in stage 4), one bank
+    assert len(list((work / 'work' / 'cams' / 'cyc').glob('*.npz'))) == 8
+    assert len(list((work / 'work' / 'cams' / 'cyc_rw').glob('*.npz'))) == 24
+    assert (work / 'work' / 'cams' / 'feature_bank.pth').is_file()
     assert 0 <= results['cam_cyc'] <= 100
+    assert 0 <= results['cam_cyc_rw_n'] <= 100
+    for metrics, num_refs in (('cyc_train', 4), ('cyc_rw_train', 8)):
+        with open(work / 'work' / 'metrics' / f'{metrics}.json') as f:
+            assert json.load(f)['num_refs'] == num_refs
+    # the part-correspondence accuracy of F before and after stage 2, on
+    # the same pairs, with its Fig. 3 drawings
+    counts = []
+    for features in ('cls', 'cyc'):
+        acc = results[f'corr_acc_{features}']
+        assert acc is None or 0 <= acc <= 100  # None: no reference
+        with open(work / 'work' / 'metrics' / f'corr_{features}.json') as f:
+            corr = json.load(f)
+        assert corr['features'] == features and corr['pairs'] > 0
+        counts.append((corr['pairs'], corr['count']))
+        # drawn where the (tiny, barely trained) CAMs give a reference
+        assert (work / 'work' / 'corr' / features / 'vis_data' / 'vis_image'
+                / 'correspondence_0.png').is_file() == (corr['count'] > 0)
+    assert counts[0] == counts[1]
+    # CAM recall per region kind of the multi-part data, before and after
+    for cams in ('cam', 'cyc', 'cyc_rw'):
+        for region in ('salient', 'weak', 'body'):
+            assert 0 <= results[f'recall_{cams}_{region}'] <= 100
+        for region in ('salient', 'weak'):  # refinement only adds
+            assert results[f'recall_{cams}_{region}'] >= \
+                results[f'recall_cam_{region}']
     # stage 4: AffinityNet trained, plain and refined CAMs walked and scored
     assert (work / 'work' / 'aff' / 'epoch_2.pth').is_file()
     # its labels came through the dense CRF, run once per train_aug image
@@ -112,7 +140,7 @@ def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
         '--pseudo-mask-dir', str(out / 'masks'), '--metrics-json',
         str(metrics), '--cfg-options',
         f'test_dataloader.dataset.data_root={data}',
-        f"model.test_cfg.cam_dir={work / 'work' / 'cams' / 'cyc'}",
+        f"model.test_cfg.cam_dir={work / 'work' / 'cams' / 'cyc_rw'}",
         env=dict(os.environ, PYTHON=python, PORT=free_port))
     pngs = sorted((out / 'masks').glob('*.png'))
     assert len(pngs) == 8  # the train images

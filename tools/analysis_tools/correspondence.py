@@ -178,7 +178,10 @@ def main():
             f.write('\n')
         logger.info(f'wrote {args.out}')
 
-    if args.draw:
+    if args.draw and not result['count']:
+        logger.warning('no reference on a part visible in its target: '
+                       'nothing to draw')
+    elif args.draw:
         alpha = float(cfg.model.get('head', {}).get('alpha', 20.0))
         grid, info = correspondence_figure(
             model, dataset, pairs, cam_store, data_root, args.draw,

@@ -8,3 +8,7 @@ __all__ = [
     'cells_to_grid', 'correspondence_hits', 'correspondence_summary',
     'part_cells', 'peak_cells', 'reference_mask'
 ]
+from .part_recall import (REGIONS, part_recall_counts,  # noqa: E402
+                          recall_percent)
+
+__all__ += ['REGIONS', 'part_recall_counts', 'recall_percent']
