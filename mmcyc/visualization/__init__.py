@@ -1,6 +1,8 @@
+from .curve_overlay import draw_overlaid_curves
 from .similarity_maps import draw_similarity_maps, overlay_heatmap
 from .training_curves import draw_curves, read_scalars
 
 __all__ = [
-    'draw_curves', 'read_scalars', 'draw_similarity_maps', 'overlay_heatmap'
+    'draw_curves', 'draw_overlaid_curves', 'read_scalars',
+    'draw_similarity_maps', 'overlay_heatmap'
 ]
