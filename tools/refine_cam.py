@@ -9,7 +9,10 @@
 CONFIG is a CyCSNet config (e.g. ``configs/cyc_resnet38_voc.py``) holding a
 ``refiner=dict(type='CAMRefiner', ...)`` entry, CHECKPOINT its trained
 weights (they include the frozen classifier's, so the classifier checkpoint
-named in the config is not read). The images and labels come from the
+named in the config is not read). ``CHECKPOINT`` ``-`` with
+``--init-from-classifier CAM_CKPT`` refines with F = the stage-1
+classifier's backbone, i.e. F before stage 2 (Eq. 14 without CyCSNet
+training, an ablation). The images and labels come from the
 config's training dataset (``train_dataloader.dataset``, unwrapped to the
 image-label dataset), with the split files given here, relative to its
 ``data_root``.
@@ -28,7 +31,6 @@ image-label dataset), with the split files given here, relative to its
    with mmseg's IoUMetric: ``{"mIoU": ..., "mIoU_unrefined": ...}``.
 """
 import argparse
-import copy
 import json
 import os
 import os.path as osp
@@ -44,18 +46,19 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 from mmseg.evaluation import IoUMetric
-from mmseg.registry import DATASETS, MODELS
+from mmseg.registry import MODELS
 from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmcyc.apis import forward_features, load_cycsnet  # noqa: E402
+from mmcyc.datasets.image_label_split import (  # noqa: E402
+    build_image_label_split, image_label_dataset_cfg)
 from mmcyc.datasets.transforms import LoadCheckedAnnotations  # noqa: E402
 from mmcyc.engine import (setup_cpu_distributed,  # noqa: E402
                           teardown_distributed)
 from mmcyc.models.refiners import CAMRefiner  # noqa: E402
 from mmcyc.models.utils.cam import cam_to_mask  # noqa: E402
-from mmcyc.models.utils.psa_keys import (check_state_dict_keys,  # noqa: E402
-                                         unwrap_state_dict)
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 
 
@@ -63,7 +66,13 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description='Refine stage-1 CAMs with a trained CyCSNet (stage 3)')
     parser.add_argument('config', help='CyCSNet config file')
-    parser.add_argument('checkpoint', help='trained CyCSNet checkpoint')
+    parser.add_argument(
+        'checkpoint',
+        help="trained CyCSNet checkpoint, or '-' with --init-from-classifier")
+    parser.add_argument(
+        '--init-from-classifier', metavar='CAM_CKPT',
+        help="with CHECKPOINT '-': F = the stage-1 classifier's backbone "
+        '(F before stage 2): Eq. 14 without CyCSNet training, an ablation')
     parser.add_argument('--cam-dir', required=True,
                         help='stage-1 CAMs (one <name>.npz per image)')
     parser.add_argument('--out-dir', required=True,
@@ -97,60 +106,10 @@ def parse_args():
     return args
 
 
-def image_label_dataset_cfg(cfg: Config) -> dict:
-    """The image-label dataset inside the config's training dataset."""
-    loader = cfg.get('train_dataloader') or cfg.get('test_dataloader')
-    if not loader:
-        raise ValueError(f'{cfg.filename} has no train_dataloader to take '
-                         'the images and labels from')
-    dataset = copy.deepcopy(loader['dataset'])
-    while 'data_root' not in dataset and 'dataset' in dataset:
-        dataset = dataset['dataset']
-    if 'data_root' not in dataset:
-        raise ValueError(f'no dataset with a data_root in {cfg.filename}')
-    return dataset
-
-
-def build_split(dataset_cfg: dict, split: str):
-    cfg = dict(
-        dataset_cfg,
-        ann_file=split,
-        require_seg_map=False,
-        pipeline=[
-            dict(type='LoadCheckedImageFromFile'),
-            dict(type='PackImageLabelInputs')
-        ])
-    return DATASETS.build(cfg)
-
-
-def build_model(cfg: Config, checkpoint: str, device: torch.device):
-    model_cfg = copy.deepcopy(cfg.model)
-    # C's weights are in the CyCSNet checkpoint: do not read C's own file
-    model_cfg['cam_classifier_checkpoint'] = None
-    model = MODELS.build(model_cfg)
-    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state_dict = unwrap_state_dict(loaded, checkpoint)
-    missing, unexpected = check_state_dict_keys(model, state_dict)
-    if missing or unexpected:
-        raise ValueError(
-            f'checkpoint {checkpoint} does not match {type(model).__name__} '
-            f'of {cfg.filename}: {len(missing)} missing keys {missing[:8]}, '
-            f'{len(unexpected)} unexpected keys {unexpected[:8]}')
-    model.load_state_dict(state_dict, strict=False)
-    return model.to(device).eval()
-
-
 def feature_loader(dataset, indices, workers):
     return DataLoader(
         Subset(dataset, list(indices)), batch_size=1, shuffle=False,
         num_workers=workers, collate_fn=pseudo_collate)
-
-
-@torch.no_grad()
-def forward_features(model, data: dict):
-    """F's features (D, h, w) of one loaded image and its data sample."""
-    data = model.data_preprocessor(data, False)
-    return model(data['inputs'], mode='tensor')[0], data['data_samples'][0]
 
 
 def score(dataset, indices, stores, bg_score, logger):
@@ -203,10 +162,16 @@ def main():
     refiner = MODELS.build(refiner_cfg)
     if not isinstance(refiner, CAMRefiner):
         raise ValueError(f'refiner must be a CAMRefiner, got {refiner_cfg}')
-    model = build_model(cfg, args.checkpoint, device)
+    if (args.checkpoint == '-') != bool(args.init_from_classifier):
+        raise ValueError("give a CyCSNet CHECKPOINT, or '-' and "
+                         '--init-from-classifier CAM_CKPT')
+    weights = (dict(classifier_checkpoint=args.init_from_classifier)
+               if args.init_from_classifier else dict(
+                   checkpoint=args.checkpoint))
+    model = load_cycsnet(cfg.model, device=device, **weights)
     dataset_cfg = image_label_dataset_cfg(cfg)
-    bank_set = build_split(dataset_cfg, args.bank_split)
-    target_set = build_split(dataset_cfg, args.split)
+    bank_set = build_image_label_split(dataset_cfg, args.bank_split)
+    target_set = build_image_label_split(dataset_cfg, args.split)
     num_classes = len(bank_set.get_data_info(0)['img_label'])
     cam_store, out_store = CAMStore(args.cam_dir), CAMStore(args.out_dir)
     logger.info(f'refiner {refiner_cfg}; {len(bank_set)} bank images '
@@ -226,7 +191,8 @@ def main():
     start = time.time()
     bank = refiner.build_bank(
         features, names, labels, cam_store, cache_file=bank_file,
-        meta=dict(checkpoint=osp.abspath(args.checkpoint),
+        meta=dict(checkpoint=osp.abspath(args.init_from_classifier
+                                         or args.checkpoint),
                   cam_dir=osp.abspath(args.cam_dir)),
         progress=True)
     logger.info(f'feature bank {bank_file}: {len(bank)} vectors of '

@@ -55,6 +55,8 @@ sys.path.insert(0, REPO)
 from mmcyc.datasets.synthvoc import (PART_DIR, is_complete,  # noqa: E402
                                      make_synthvoc)
 from mmcyc.utils import atomic_open  # noqa: E402
+from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
+                                        final_checkpoint_name)
 from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
 
 STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr', 'refine',
@@ -77,6 +79,12 @@ def parse_args():
     parser.add_argument(
         '--data-root', help='dataset folder (overrides the pipeline config)')
     parser.add_argument(
+        '--seed',
+        type=int,
+        help='seed of the dataset (generator) and of every training and '
+        'sampling; the data goes to <data.root>_seed<S> unless --data-root '
+        'is given (default: the configs\' seeds, dataset seed 0)')
+    parser.add_argument(
         '--from',
         dest='from_stage',
         choices=STAGES,
@@ -87,8 +95,14 @@ def parse_args():
 class Pipeline:
     """The stages of the pipeline with their outputs under ``work_dir``."""
 
-    def __init__(self, cfg: Config, work_dir: str, data_root: str, logger):
+    def __init__(self,
+                 cfg: Config,
+                 work_dir: str,
+                 data_root: str,
+                 logger,
+                 seed: int = None):
         self.cfg = cfg
+        self.seed = seed
         self.work_dir = work_dir
         self.data_root = data_root
         self.logger = logger
@@ -103,18 +117,7 @@ class Pipeline:
 
     def data_options(self, config: str):
         """--cfg-options pointing every dataloader of a config at the data."""
-        cfg = Config.fromfile(config)
-        options = []
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader'):
-            key, dataset = f'{loader}.dataset', cfg.get(loader)
-            if not dataset:
-                continue
-            dataset = dataset['dataset']
-            while 'data_root' not in dataset and 'dataset' in dataset:
-                key, dataset = key + '.dataset', dataset['dataset']
-            options.append(f'{key}.data_root={self.data_root}')
-        return options
+        return data_root_options(config, self.data_root)
 
     def run_tool(self, tool: str, *args: str) -> None:
         cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
@@ -126,6 +129,8 @@ class Pipeline:
     # ------------------------------------------------------------- stages
     def data(self, force: bool) -> None:
         args = dict(self.cfg.data.get('generator', {}))
+        if self.seed is not None:
+            args['seed'] = self.seed
         if not force and is_complete(self.data_root, **args):
             self.logger.info(f'data: {self.data_root} is complete, skipped')
             return
@@ -135,9 +140,7 @@ class Pipeline:
 
     def final_checkpoint(self, stage: str, work: str = None) -> str:
         """The last checkpoint of an epoch- or iteration-based training."""
-        train_cfg = Config.fromfile(self.stage_config(stage)).train_cfg
-        name = (f'epoch_{train_cfg.max_epochs}.pth' if 'max_epochs'
-                in train_cfg else f'iter_{train_cfg.max_iters}.pth')
+        name = final_checkpoint_name(self.stage_config(stage))
         return osp.join(work or self.path(stage), name)
 
     def cam_checkpoint(self) -> str:
@@ -159,8 +162,11 @@ class Pipeline:
         resume = ['--resume'] if osp.isfile(
             osp.join(work, 'last_checkpoint')) else []
         config = self.stage_config(stage)
+        seed = [f'randomness.seed={self.seed}'] if self.seed is not None \
+            else []
         self.run_tool('train.py', config, '--work-dir', work, *resume,
-                      '--cfg-options', *self.data_options(config), *options)
+                      '--cfg-options', *self.data_options(config), *seed,
+                      *options)
 
     def scored(self, metrics: str, force: bool, done: str) -> bool:
         """Whether a scoring step is done: its metrics file exists.
@@ -281,33 +287,42 @@ class Pipeline:
         ``refine.num_refs_rw`` (64, Table 1 with random walk) for train
         (scored as ``cam_cyc_rw_n``), then the rest of train_aug (its train
         targets are skipped: their files exist); stage 4 walks these and
-        stage 5 trains on them. Both share one feature bank (it does not
-        depend on N).
+        stage 5 trains on them. The two share one feature bank (it does not
+        depend on N). ``cams/eq14_cls``: the ablation ``cam_eq14_cls``,
+        Eq. 14 with N = 16 and F = the classifier's backbone (F before
+        stage 2), with its own bank.
         """
-        bank = self.path('cams', 'feature_bank.pth')
-        runs = (('cyc', self.cfg.refine.num_refs, ('train', )),
-                ('cyc_rw', self.cfg.refine.num_refs_rw, ('train',
-                                                         'train_aug')))
+        cyc = [self.final_checkpoint('cyc')]
+        cls = ['-', '--init-from-classifier', self.cam_checkpoint()]
+        runs = (('cyc', cyc, self.cfg.refine.num_refs, ('train', )),
+                ('cyc_rw', cyc, self.cfg.refine.num_refs_rw, ('train',
+                                                              'train_aug')),
+                ('eq14_cls', cls, self.cfg.refine.num_refs, ('train', )))
+        banks = dict(cyc=self.path('cams', 'feature_bank.pth'),
+                     eq14_cls=self.path('cams', 'feature_bank_cls.pth'))
         if force:
-            for name, _, _ in runs:
+            for name, _, _, _ in runs:
                 shutil.rmtree(self.path('cams', name), ignore_errors=True)
-            if osp.isfile(bank):
-                os.remove(bank)
+            for bank in banks.values():
+                if osp.isfile(bank):
+                    os.remove(bank)
         config = self.stage_config('cyc')
-        for name, num_refs, splits in runs:
+        seed = [f'refiner.seed={self.seed}'] if self.seed is not None else []
+        for name, weights, num_refs, splits in runs:
             for split in splits:
                 metrics = self.path('metrics', f'{name}_{split}.json')
                 if self.scored(metrics, force,
                                f'refine: {split} refined and scored'):
                     continue
                 self.run_tool(
-                    'refine_cam.py', config, self.final_checkpoint('cyc'),
-                    '--cam-dir', self.path('cams', 'cam'), '--out-dir',
+                    'refine_cam.py', config, *weights, '--cam-dir',
+                    self.path('cams', 'cam'), '--out-dir',
                     self.path('cams', name), '--split',
                     f'ImageSets/Segmentation/{split}.txt', '--bank-split',
                     'ImageSets/Segmentation/train_aug.txt', '--bank-file',
-                    bank, '--num-refs', str(num_refs), '--metrics-json',
-                    metrics, '--cfg-options', *self.data_options(config))
+                    banks.get(name, banks['cyc']), '--num-refs',
+                    str(num_refs), '--metrics-json', metrics,
+                    '--cfg-options', *self.data_options(config), *seed)
             self.part_recall(name, force)
 
     def aff_train(self, force: bool) -> None:
@@ -380,6 +395,7 @@ class Pipeline:
                 rows[key + '_sweep_best'] = metrics['sweep/best_mIoU']
                 rows[key + '_sweep_bg'] = metrics['sweep/best_bg_score']
         names = [('cam_cyc', 'cyc_train'), ('cam_cyc_rw_n', 'cyc_rw_train'),
+                 ('cam_eq14_cls', 'eq14_cls_train'),
                  ('cam_rw', 'rw_train'),
                  ('cam_rw_cyc', 'rw_cyc_train'),
                  ('cam_rw_train_aug', 'rw_train_aug'),
@@ -395,7 +411,7 @@ class Pipeline:
             if osp.isfile(path):
                 with open(path) as f:
                     rows[f'corr_acc_{features}'] = json.load(f)['corr_acc']
-        for cams in ('cam', 'cyc', 'cyc_rw'):
+        for cams in ('cam', 'cyc', 'cyc_rw', 'eq14_cls'):
             path = self.path('metrics', f'recall_{cams}_train.json')
             if osp.isfile(path):
                 with open(path) as f:
@@ -447,7 +463,9 @@ def write_results(rows: dict, work_dir: str) -> str:
             '|---|---|---|---|',
         ]
         for cams, label in (('cam', 'CAM'), ('cyc', 'CAM + Cyc (N = 16)'),
-                            ('cyc_rw', 'CAM + Cyc (N = 64)')):
+                            ('cyc_rw', 'CAM + Cyc (N = 64)'),
+                            ('eq14_cls', 'CAM + Eq. 14 with F = classifier '
+                             '(no stage 2)')):
             lines.append(f'| {label} | ' + ' | '.join(
                 cell(f'recall_{cams}_{region}')
                 for region in ('salient', 'weak', 'body')) + ' |')
@@ -465,10 +483,12 @@ def main():
     cfg = Config.fromfile(args.config)
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
-    data_root = osp.abspath(args.data_root or osp.join(REPO, cfg.data.root))
+    root = cfg.data.root if args.seed is None else \
+        f'{cfg.data.root}_seed{args.seed}'
+    data_root = osp.abspath(args.data_root or osp.join(REPO, root))
     logger = MMLogger.get_instance(
         'mmcyc_pipeline', log_file=osp.join(work_dir, 'pipeline.log'))
-    pipeline = Pipeline(cfg, work_dir, data_root, logger)
+    pipeline = Pipeline(cfg, work_dir, data_root, logger, args.seed)
     first_forced = STAGES.index(args.from_stage) if args.from_stage else None
     start = time.time()
     for index, stage in enumerate(STAGES):

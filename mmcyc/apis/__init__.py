@@ -10,3 +10,6 @@ __all__ = [
 from .part_recall import evaluate_part_recall  # noqa: E402
 
 __all__ += ['evaluate_part_recall']
+from .features import forward_features  # noqa: E402
+
+__all__ += ['forward_features']

@@ -7,7 +7,6 @@ JSON, drawing) does not depend on training. An oracle model whose features
 are the ground-truth part fractions checks the alignment of features, CAMs
 and part maps end to end.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -23,6 +22,7 @@ from PIL import Image
 
 from mmcyc.apis import evaluate_correspondence, load_cycsnet, sample_pairs
 from mmcyc.datasets.cls_labels import load_cls_labels
+from mmcyc.datasets.image_label_split import config_split
 from mmcyc.datasets.synthvoc import decode_part_map, load_part_map
 from mmcyc.datasets.voc_image_label import read_image_names
 from mmcyc.evaluation.functional import part_cells
@@ -88,21 +88,13 @@ def stage_inputs(tmp_path_factory, tiny_synthvoc):
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('correspondence_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def dataset(tool, tiny_synthvoc):
+def dataset(tiny_synthvoc):
     init_default_scope('mmseg')
     import mmcyc  # noqa: F401
     cfg = Config.fromfile(CONFIG)
     cfg.merge_from_dict(
         {'train_dataloader.dataset.dataset.data_root': tiny_synthvoc})
-    dataset, data_root = tool.image_label_dataset(cfg, SPLIT)
+    dataset, data_root = config_split(cfg, SPLIT)
     assert data_root == tiny_synthvoc
     return dataset
 

@@ -60,7 +60,10 @@ def test_results_and_outputs(pipeline_run):
                 / 'correspondence_0.png').is_file() == (corr['count'] > 0)
     assert counts[0] == counts[1]
     # CAM recall per region kind of the multi-part data, before and after
-    for cams in ('cam', 'cyc', 'cyc_rw'):
+    # the ablation: Eq. 14 with F before stage 2 (the classifier's backbone)
+    assert 0 <= results['cam_eq14_cls'] <= 100
+    assert len(list((work / 'work' / 'cams' / 'eq14_cls').glob('*.npz'))) == 8
+    for cams in ('cam', 'cyc', 'cyc_rw', 'eq14_cls'):
         for region in ('salient', 'weak', 'body'):
             assert 0 <= results[f'recall_{cams}_{region}'] <= 100
         for region in ('salient', 'weak'):  # refinement only adds

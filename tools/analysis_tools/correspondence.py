@@ -29,7 +29,6 @@ pairs, through mmengine's Visualizer with a LocalVisBackend:
 ``VIS_DIR/vis_data/vis_image/correspondence_0.png`` (the path is printed).
 """
 import argparse
-import copy
 import json
 import math
 import os.path as osp
@@ -41,11 +40,11 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.visualization import Visualizer
-from mmseg.registry import DATASETS
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
+from mmcyc.datasets.image_label_split import config_split  # noqa: E402
 from mmcyc.apis import (correspondence_figure,  # noqa: E402
                         evaluate_correspondence, load_cycsnet, sample_pairs)
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
@@ -93,28 +92,6 @@ def parse_args():
     return args
 
 
-def image_label_dataset(cfg: Config, split: str):
-    """The config's training image-label dataset on ``split``, loading
-    images at scale 1 without augmentation."""
-    loader = cfg.get('train_dataloader') or cfg.get('test_dataloader')
-    if not loader:
-        raise ValueError(f'{cfg.filename} has no train_dataloader to take '
-                         'the images and labels from')
-    dataset = copy.deepcopy(loader['dataset'])
-    while 'data_root' not in dataset and 'dataset' in dataset:
-        dataset = dataset['dataset']
-    if 'data_root' not in dataset:
-        raise ValueError(f'no dataset with a data_root in {cfg.filename}')
-    dataset.update(
-        ann_file=split,
-        require_seg_map=False,
-        pipeline=[
-            dict(type='LoadCheckedImageFromFile'),
-            dict(type='PackImageLabelInputs')
-        ])
-    return DATASETS.build(dataset), dataset['data_root']
-
-
 def nan_to_none(value):
     """JSON has no NaN: accuracies without references become null."""
     if isinstance(value, float) and math.isnan(value):
@@ -142,7 +119,7 @@ def main():
         checkpoint=None if features == 'cls' else args.checkpoint,
         classifier_checkpoint=args.init_from_classifier,
         device=device)
-    dataset, data_root = image_label_dataset(cfg, args.split)
+    dataset, data_root = config_split(cfg, args.split)
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     names = [cam_name(info['img_path']) for info in infos]
     labels = torch.stack([torch.as_tensor(i['img_label']) for i in infos])

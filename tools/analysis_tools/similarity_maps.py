@@ -50,8 +50,9 @@ TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
 
-from refine_cam import (build_model, forward_features,  # noqa: E402
-                        image_label_dataset_cfg)
+from mmcyc.apis import forward_features, load_cycsnet  # noqa: E402
+from mmcyc.datasets.image_label_split import \
+    image_label_dataset_cfg  # noqa: E402
 
 from mmcyc.datasets.transforms import LoadCheckedImageFromFile  # noqa: E402
 from mmcyc.models.utils.cam_refinement import similarity_maps  # noqa: E402
@@ -187,7 +188,7 @@ def main():
     alpha = float(cfg.model.get('head', {}).get('alpha', 20.0))
     device = torch.device('cuda', torch.cuda.current_device()) \
         if torch.cuda.is_available() else torch.device('cpu')
-    model = build_model(cfg, args.checkpoint, device)
+    model = load_cycsnet(cfg.model, checkpoint=args.checkpoint, device=device)
 
     feats = [forward_features(model, load_image(p))[0] for p in paths]
     images = [mmcv.imread(p, channel_order='rgb') for p in paths]
