@@ -47,7 +47,6 @@ import time
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.visualization import Visualizer
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -57,7 +56,8 @@ from mmcyc.datasets.synthvoc import (PART_DIR, is_complete,  # noqa: E402
 from mmcyc.utils import atomic_open  # noqa: E402
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name)
-from mmcyc.visualization import draw_curves, read_scalars  # noqa: E402
+from mmcyc.visualization import (add_local_image, draw_curves,  # noqa: E402
+                                 read_scalars)
 
 STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr', 'refine',
           'aff_train', 'rw', 'seg')
@@ -235,12 +235,9 @@ class Pipeline:
         if not series:
             self.logger.warning('cyc_train: no logged scalars to draw')
             return
-        visualizer = Visualizer(
-            name='mmcyc_pipeline_curves',
-            save_dir=self.path('cyc', 'curves'),
-            vis_backends=[dict(type='LocalVisBackend')])
-        visualizer.add_image('cyc_training_curves',
-                             draw_curves(series, 'CyCSNet training'))
+        add_local_image(self.path('cyc', 'curves'), 'cyc_training_curves',
+                        draw_curves(series, 'CyCSNet training'),
+                        'mmcyc_pipeline_curves')
         stats = {
             f'{key}_{where}': values[index]
             for key, (_, values) in series.items()
@@ -440,6 +437,8 @@ def write_results(rows: dict, work_dir: str) -> str:
         '|---|---|---|',
         f"| CAM | {cell('cam')} | |",
         f"| CAM + Cyc | {cell('cam_cyc')} | |",
+        '| CAM + Eq. 14 with F = the classifier (no stage 2; ablation) | '
+        f"{cell('cam_eq14_cls')} | |",
         f"| CAM + RW (AffinityNet) | {cell('cam_rw')} | "
         f"{cell('seg_val_rw')} |",
         f"| CAM + RW + Cyc | {cell('cam_rw_cyc')} | {cell('seg_val')} |",

@@ -9,6 +9,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from .local_image import figure_to_rgb
+
 
 def draw_overlaid_curves(series: Dict[str, Tuple[List, List]],
                          title: str = '',
@@ -47,7 +49,4 @@ def draw_overlaid_curves(series: Dict[str, Tuple[List, List]],
     ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
     fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)

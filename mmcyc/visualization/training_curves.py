@@ -11,6 +11,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from .local_image import figure_to_rgb
+
 
 def read_scalars(scalars_json: str,
                  keys: Sequence[str]) -> Dict[str, Tuple[List, List]]:
@@ -66,7 +68,4 @@ def draw_curves(series: Dict[str, Tuple[List, List]],
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)

@@ -68,7 +68,6 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.visualization import Visualizer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -76,7 +75,8 @@ sys.path.insert(0, REPO)
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name,
                                         parse_cfg_options)
-from mmcyc.visualization import (draw_overlaid_curves,  # noqa: E402
+from mmcyc.visualization import (add_local_image,  # noqa: E402
+                                 draw_overlaid_curves,
                                  read_scalars)
 
 DEFAULT_SETTINGS = ('fixed0', 'fixed0.005', 'fixed0.02', 'dynamic',
@@ -347,17 +347,12 @@ def draw_fig4(args, names: List[str], seed: int, logger) -> Optional[str]:
         logger.warning('fig4: no logged beta2 to draw')
         return None
     save_dir = osp.join(args.out_dir, 'fig4')
-    visualizer = Visualizer(
-        name='mmcyc_ablate_dcfs_fig4',
-        save_dir=save_dir,
-        vis_backends=[dict(type='LocalVisBackend')])
-    visualizer.add_image(
-        'fig4_beta2',
+    path = add_local_image(
+        save_dir, 'fig4_beta2',
         draw_overlaid_curves(
             series,
             title=f'beta2 during CyCSNet training (seed {seed})',
-            ylabel='beta2'))
-    path = osp.join(save_dir, 'vis_data', 'vis_image', 'fig4_beta2_0.png')
+            ylabel='beta2'), 'mmcyc_ablate_dcfs_fig4')
     logger.info(f'fig4: {path}')
     return path
 

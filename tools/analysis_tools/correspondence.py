@@ -39,7 +39,6 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
-from mmengine.visualization import Visualizer
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -48,6 +47,7 @@ from mmcyc.datasets.image_label_split import config_split  # noqa: E402
 from mmcyc.apis import (correspondence_figure,  # noqa: E402
                         evaluate_correspondence, load_cycsnet, sample_pairs)
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
+from mmcyc.visualization import add_local_image  # noqa: E402
 
 IMAGE_NAME = 'correspondence'
 
@@ -163,12 +163,8 @@ def main():
         grid, info = correspondence_figure(
             model, dataset, pairs, cam_store, data_root, args.draw,
             alpha=alpha, beta1=args.beta1, device=device)
-        visualizer = Visualizer(
-            name='mmcyc_correspondence', save_dir=args.vis_dir,
-            vis_backends=[dict(type='LocalVisBackend')])
-        visualizer.add_image(IMAGE_NAME, grid)
-        png = osp.join(args.vis_dir, 'vis_data', 'vis_image',
-                       f'{IMAGE_NAME}_0.png')
+        png = add_local_image(args.vis_dir, IMAGE_NAME, grid,
+                              'mmcyc_correspondence')
         print(f'Fig. 3 of {len(info["cells"])} point(s) of {info["source"]} '
               f'(classes {info["classes"]}, parts {info["parts"]}) on '
               f'{info["targets"]}: {png}')

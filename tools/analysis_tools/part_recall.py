@@ -10,6 +10,7 @@ class is above the background score (``mmcyc.apis.evaluate_part_recall``).
 """
 import argparse
 import json
+import math
 import os.path as osp
 
 from mmcyc.apis.part_recall import evaluate_part_recall
@@ -39,7 +40,11 @@ def main():
                                   progress=True)
     print(f"\nrecall at bg {args.bg_score}: salient {result['salient']:.1f} "
           f"%, weak {result['weak']:.1f} %, body {result['body']:.1f} %")
-    if args.out:
+    if args.out:  # a region kind without pixels has no recall: null
+        result = {
+            k: None if isinstance(v, float) and math.isnan(v) else v
+            for k, v in result.items()
+        }
         with atomic_open(args.out, 'w') as f:
             json.dump(result, f, indent=2)
 

@@ -43,7 +43,6 @@ import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.visualization import Visualizer
 from mmseg.datasets.transforms import PackSegInputs
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -57,6 +56,7 @@ from mmcyc.datasets.image_label_split import \
 from mmcyc.datasets.transforms import LoadCheckedImageFromFile  # noqa: E402
 from mmcyc.models.utils.cam_refinement import similarity_maps  # noqa: E402
 from mmcyc.utils import CAMStore, load_cam  # noqa: E402
+from mmcyc.visualization import add_local_image  # noqa: E402
 from mmcyc.visualization.similarity_maps import (  # noqa: E402
     draw_similarity_maps)
 
@@ -224,12 +224,8 @@ def main():
         points=np.asarray(points, dtype=np.float32),
         cells=np.asarray(cells, dtype=np.int64),
         targets=np.asarray(args.targets), alpha=alpha, **raw)
-    visualizer = Visualizer(
-        name='mmcyc_similarity_maps', save_dir=args.out_dir,
-        vis_backends=[dict(type='LocalVisBackend')])
-    visualizer.add_image(IMAGE_NAME, grid)
-    png = osp.join(args.out_dir, 'vis_data', 'vis_image',
-                   f'{IMAGE_NAME}_0.png')
+    png = add_local_image(args.out_dir, IMAGE_NAME, grid,
+                          'mmcyc_similarity_maps')
     print(f'similarity maps of {len(cells)} point(s) of {args.source} on '
           f'{len(args.targets)} target(s) (alpha {alpha:g}, cells '
           f'{cells}): {png}')
