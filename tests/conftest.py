@@ -33,10 +33,57 @@ def tiny_synthvoc(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def tiny_stage_inputs(tmp_path_factory, tiny_synthvoc):
+    """Untrained tiny stage-2 inputs on ``tiny_synthvoc`` (read-only).
+
+    ``cyc``: a CyCSNet checkpoint of ``tests/data/cyc_tiny_synthvoc.py``
+    (seed 0); ``cls``: a stage-1 classifier checkpoint (seed 1); ``cam_dir``:
+    CAMs of every train_aug image made from its mask (0.6 on the class plus
+    uniform noise up to 0.3), so every image has references above beta1.
+    """
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from PIL import Image
+
+    from mmcyc.datasets.cls_labels import load_cls_labels
+    from mmcyc.datasets.voc_image_label import read_image_names
+    from mmcyc.utils import save_cam
+    work = tmp_path_factory.mktemp('tiny_stage_inputs')
+    init_default_scope('mmseg')
+    import mmcyc  # noqa: F401
+    model_cfg = Config.fromfile('tests/data/cyc_tiny_synthvoc.py').model
+    model_cfg.cam_classifier_checkpoint = None
+    torch.manual_seed(0)
+    cyc = str(work / 'cyc.pth')
+    torch.save({'state_dict': MODELS.build(model_cfg).state_dict(),
+                'meta': {}}, cyc)
+    torch.manual_seed(1)
+    cls = str(work / 'cls.pth')
+    torch.save({'state_dict': MODELS.build(model_cfg).cam_classifier
+                .state_dict(), 'meta': {}}, cls)
+    labels = load_cls_labels(osp.join(tiny_synthvoc, 'cls_labels.npy'))
+    cam_dir = work / 'cams'
+    rng = np.random.default_rng(0)
+    for name in read_image_names(
+            osp.join(tiny_synthvoc, 'ImageSets', 'Segmentation',
+                     'train_aug.txt')):
+        mask = np.asarray(Image.open(osp.join(
+            tiny_synthvoc, 'SegmentationClassAug', name + '.png')))
+        classes = np.flatnonzero(labels[name])
+        cams = np.stack([(mask == c + 1) * 0.6 + rng.random(mask.shape) * 0.3
+                         for c in classes])
+        save_cam(str(cam_dir / f'{name}.npz'), cams, classes)
+    return dict(work=work, cyc=cyc, cls=cls, cam_dir=str(cam_dir))
+
+
 def _run_tool(*args, env=None, timeout=600):
     """Run a command from the repository root; return the completed process."""
-    full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1',
-                    **(env or {}))
+    full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    full_env.update(env or {})
     proc = subprocess.run(
         list(args), cwd=REPO, env=full_env, capture_output=True, text=True,
         timeout=timeout)

@@ -125,7 +125,30 @@ def test_same_seed_same_pairs_epochs_differ(synth_pairs):
     assert sampler_pairs(synth_pairs, seed=8, epoch=0) != first
 
 
-def test_distributed_shards(synth_pairs, monkeypatch):
+@pytest.fixture
+def odd_synth_pairs(tiny_synthvoc, tmp_path):
+    """synth_pairs over an odd number of pairable images (train_aug minus
+    one image if needed), so that a 2-rank round_up has something to pad."""
+    split = osp.join(tiny_synthvoc, 'ImageSets', 'Segmentation',
+                     'train_aug.txt')
+    with open(split) as f:
+        names = f.read().split()
+    for drop in [None] + names:
+        ann_file = tmp_path / 'train_aug_odd.txt'
+        ann_file.write_text(''.join(f'{n}\n' for n in names if n != drop))
+        pairs = PairedVOCDataset(
+            dict(
+                type='VOCImageLabelDataset',
+                data_root=tiny_synthvoc,
+                ann_file=str(ann_file),
+                pipeline=PIPELINE))
+        if len(pairs) % 2 == 1:
+            return pairs
+    raise AssertionError('no odd-sized subset of train_aug found')
+
+
+def test_distributed_shards(odd_synth_pairs, monkeypatch):
+    synth_pairs = odd_synth_pairs
     n = len(synth_pairs)
     assert n % 2 == 1  # so that round_up has something to pad
     whole = dict(sampler_pairs(synth_pairs, seed=3, epoch=2))

@@ -14,17 +14,11 @@ import os
 import os.path as osp
 import subprocess
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
-from PIL import Image
 
-from mmcyc.datasets.cls_labels import load_cls_labels
 from mmcyc.datasets.voc_image_label import read_image_names
-from mmcyc.utils import save_cam
 from mmcyc.utils.config_options import parse_cfg_options
 from mmcyc.visualization import read_scalars
 
@@ -77,35 +71,14 @@ def test_setting_options_merge(tool):
 
 
 @pytest.fixture(scope='module')
-def stage1(tmp_path_factory, tiny_synthvoc):
+def stage1(tiny_stage_inputs):
     """An untrained tiny classifier checkpoint and mask CAMs of train_aug.
 
     Its CAMs (normalised by their maximum) give stage 2 beta1 candidates
     from the first iteration, so beta2 moves; a 2-epoch trained tiny
     classifier has none (all its CAMs are 0 after the ReLU).
     """
-    work = tmp_path_factory.mktemp('ablate_dcfs_inputs')
-    init_default_scope('mmseg')
-    import mmcyc  # noqa: F401
-    model_cfg = Config.fromfile(CONFIG).model
-    model_cfg.cam_classifier_checkpoint = None
-    torch.manual_seed(1)
-    classifier = MODELS.build(model_cfg).cam_classifier
-    checkpoint = str(work / 'cls.pth')
-    torch.save({'state_dict': classifier.state_dict(), 'meta': {}},
-               checkpoint)
-    labels = load_cls_labels(osp.join(tiny_synthvoc, 'cls_labels.npy'))
-    cam_dir = work / 'cams'
-    rng = np.random.default_rng(0)
-    for name in read_image_names(
-            osp.join(tiny_synthvoc, SPLITS, 'train_aug.txt')):
-        mask = np.asarray(Image.open(osp.join(
-            tiny_synthvoc, 'SegmentationClassAug', name + '.png')))
-        classes = np.flatnonzero(labels[name])
-        cams = np.stack([(mask == c + 1) * 0.6 + rng.random(mask.shape) * 0.3
-                         for c in classes])
-        save_cam(str(cam_dir / f'{name}.npz'), cams, classes)
-    return checkpoint, str(cam_dir)
+    return tiny_stage_inputs['cls'], tiny_stage_inputs['cam_dir']
 
 
 @pytest.fixture(scope='module')

@@ -17,16 +17,12 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
-from PIL import Image
 
 from mmcyc.apis import evaluate_correspondence, load_cycsnet, sample_pairs
-from mmcyc.datasets.cls_labels import load_cls_labels
 from mmcyc.datasets.image_label_split import config_split
 from mmcyc.datasets.synthvoc import decode_part_map, load_part_map
-from mmcyc.datasets.voc_image_label import read_image_names
 from mmcyc.evaluation.functional import part_cells
-from mmcyc.utils import CAMStore, cam_name, save_cam
+from mmcyc.utils import CAMStore, cam_name
 
 CONFIG = 'tests/data/cyc_tiny_synthvoc.py'
 TOOL = 'tools/analysis_tools/correspondence.py'
@@ -59,32 +55,10 @@ def test_sample_pairs_deterministic_and_sharing():
 
 
 @pytest.fixture(scope='module')
-def stage_inputs(tmp_path_factory, tiny_synthvoc):
+def stage_inputs(tiny_stage_inputs):
     """Untrained tiny CyCSNet and classifier checkpoints and mask CAMs."""
-    work = tmp_path_factory.mktemp('correspondence')
-    init_default_scope('mmseg')
-    import mmcyc  # noqa: F401
-    model_cfg = Config.fromfile(CONFIG).model
-    model_cfg.cam_classifier_checkpoint = None
-    torch.manual_seed(0)
-    model = MODELS.build(model_cfg)
-    cyc = str(work / 'cyc.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, cyc)
-    torch.manual_seed(1)
-    classifier = MODELS.build(model_cfg).cam_classifier
-    cls = str(work / 'cls.pth')
-    torch.save({'state_dict': classifier.state_dict(), 'meta': {}}, cls)
-    labels = load_cls_labels(osp.join(tiny_synthvoc, 'cls_labels.npy'))
-    cam_dir = work / 'cams'
-    rng = np.random.default_rng(0)
-    for name in read_image_names(osp.join(tiny_synthvoc, SPLIT)):
-        mask = np.asarray(Image.open(osp.join(
-            tiny_synthvoc, 'SegmentationClassAug', name + '.png')))
-        classes = np.flatnonzero(labels[name])
-        cams = np.stack([(mask == c + 1) * 0.6 + rng.random(mask.shape) * 0.3
-                         for c in classes])
-        save_cam(str(cam_dir / f'{name}.npz'), cams, classes)
-    return work, cyc, cls, str(cam_dir)
+    inputs = tiny_stage_inputs
+    return inputs['work'], inputs['cyc'], inputs['cls'], inputs['cam_dir']
 
 
 @pytest.fixture(scope='module')

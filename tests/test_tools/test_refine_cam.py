@@ -10,44 +10,19 @@ import os.path as osp
 
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
-from PIL import Image
 
-from mmcyc.datasets.cls_labels import load_cls_labels
 from mmcyc.datasets.voc_image_label import read_image_names
-from mmcyc.utils import load_cam, save_cam
+from mmcyc.utils import load_cam
 
 CONFIG = 'tests/data/cyc_tiny_synthvoc.py'
 SPLITS = 'ImageSets/Segmentation'
 
 
 @pytest.fixture(scope='module')
-def stage_inputs(tmp_path_factory, tiny_synthvoc):
+def stage_inputs(tiny_stage_inputs):
     """A tiny CyCSNet checkpoint and stage-1 CAMs of every train_aug image."""
-    work = tmp_path_factory.mktemp('refine')
-    init_default_scope('mmseg')
-    import mmcyc  # noqa: F401
-    model_cfg = Config.fromfile(CONFIG).model
-    model_cfg.cam_classifier_checkpoint = None
-    torch.manual_seed(0)
-    model = MODELS.build(model_cfg)
-    checkpoint = str(work / 'cyc.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
-    labels = load_cls_labels(osp.join(tiny_synthvoc, 'cls_labels.npy'))
-    cam_dir = work / 'cams'
-    rng = np.random.default_rng(0)
-    for name in read_image_names(
-            osp.join(tiny_synthvoc, SPLITS, 'train_aug.txt')):
-        mask = np.asarray(Image.open(osp.join(
-            tiny_synthvoc, 'SegmentationClassAug', name + '.png')))
-        classes = np.flatnonzero(labels[name])
-        cams = np.stack([(mask == c + 1) * 0.6 + rng.random(mask.shape) * 0.3
-                         for c in classes])
-        save_cam(str(cam_dir / f'{name}.npz'), cams, classes)
-    return work, checkpoint, str(cam_dir)
+    inputs = tiny_stage_inputs
+    return inputs['work'], inputs['cyc'], inputs['cam_dir']
 
 
 def refine(run_tool, python, root, checkpoint, cam_dir, out, *extra):
