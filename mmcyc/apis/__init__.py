@@ -13,3 +13,6 @@ __all__ += ['evaluate_part_recall']
 from .features import forward_features  # noqa: E402
 
 __all__ += ['forward_features']
+from .eq14_trace import trace_eq14  # noqa: E402
+
+__all__ += ['trace_eq14']
