@@ -51,7 +51,8 @@ from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmcyc.apis import forward_features, load_cycsnet  # noqa: E402
+from mmcyc.apis import (cycsnet_weights, forward_features,  # noqa: E402
+                        load_cycsnet)
 from mmcyc.datasets.image_label_split import (  # noqa: E402
     build_image_label_split, image_label_dataset_cfg)
 from mmcyc.datasets.transforms import LoadCheckedAnnotations  # noqa: E402
@@ -101,6 +102,11 @@ def parse_args():
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    try:
+        args.weights = cycsnet_weights(args.checkpoint,
+                                       args.init_from_classifier)
+    except ValueError as error:
+        parser.error(str(error))
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -162,13 +168,7 @@ def main():
     refiner = MODELS.build(refiner_cfg)
     if not isinstance(refiner, CAMRefiner):
         raise ValueError(f'refiner must be a CAMRefiner, got {refiner_cfg}')
-    if (args.checkpoint == '-') != bool(args.init_from_classifier):
-        raise ValueError("give a CyCSNet CHECKPOINT, or '-' and "
-                         '--init-from-classifier CAM_CKPT')
-    weights = (dict(classifier_checkpoint=args.init_from_classifier)
-               if args.init_from_classifier else dict(
-                   checkpoint=args.checkpoint))
-    model = load_cycsnet(cfg.model, device=device, **weights)
+    model = load_cycsnet(cfg.model, device=device, **args.weights)
     dataset_cfg = image_label_dataset_cfg(cfg)
     bank_set = build_image_label_split(dataset_cfg, args.bank_split)
     target_set = build_image_label_split(dataset_cfg, args.split)

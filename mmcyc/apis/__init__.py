@@ -1,10 +1,12 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Library steps behind the tools (model loading, evaluation loops)."""
-from .correspondence import (correspondence_figure, evaluate_correspondence,
-                             load_cycsnet, sample_pairs)
+from .correspondence import (correspondence_figure, cycsnet_weights,
+                             evaluate_correspondence, load_cycsnet,
+                             sample_pairs)
 
 __all__ = [
-    'correspondence_figure', 'evaluate_correspondence', 'load_cycsnet',
+    'correspondence_figure', 'cycsnet_weights', 'evaluate_correspondence',
+    'load_cycsnet',
     'sample_pairs'
 ]
 from .part_recall import evaluate_part_recall  # noqa: E402

@@ -91,6 +91,30 @@ def sample_pairs(names: Sequence[str],
     return pairs
 
 
+def cycsnet_weights(checkpoint: str,
+                    init_from_classifier: Optional[str] = None) -> dict:
+    """The tools' weights arguments as ``load_cycsnet`` keyword arguments.
+
+    Args:
+        checkpoint (str): A trained CyCSNet checkpoint, or ``'-'`` with
+            ``init_from_classifier``.
+        init_from_classifier (str, optional): A stage-1 classifier
+            checkpoint: F before stage 2.
+
+    Returns:
+        dict: ``checkpoint=...`` or ``classifier_checkpoint=...``.
+
+    Raises:
+        ValueError: Unless exactly one of the two is given.
+    """
+    if (checkpoint == '-') != bool(init_from_classifier):
+        raise ValueError("give a CyCSNet CHECKPOINT, or '-' with "
+                         '--init-from-classifier CAM_CKPT')
+    if init_from_classifier:
+        return dict(classifier_checkpoint=init_from_classifier)
+    return dict(checkpoint=checkpoint)
+
+
 def load_cycsnet(model_cfg: dict,
                  checkpoint: Optional[str] = None,
                  classifier_checkpoint: Optional[str] = None,

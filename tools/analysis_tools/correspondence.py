@@ -45,7 +45,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 
 from mmcyc.datasets.image_label_split import config_split  # noqa: E402
 from mmcyc.apis import (correspondence_figure,  # noqa: E402
-                        evaluate_correspondence, load_cycsnet, sample_pairs)
+                        cycsnet_weights, evaluate_correspondence,
+                        load_cycsnet, sample_pairs)
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 from mmcyc.visualization import add_local_image  # noqa: E402
 
@@ -82,9 +83,11 @@ def parse_args():
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value')
     args = parser.parse_args()
-    if (args.checkpoint == '-') == (args.init_from_classifier is None):
-        parser.error("give a CyCSNet CHECKPOINT, or '-' with "
-                     '--init-from-classifier CAM_CKPT')
+    try:
+        args.weights = cycsnet_weights(args.checkpoint,
+                                       args.init_from_classifier)
+    except ValueError as error:
+        parser.error(str(error))
     if args.pairs_per_image < 1:
         parser.error('--pairs-per-image must be >= 1')
     if args.draw is not None and args.draw < 1:
@@ -114,11 +117,7 @@ def main():
     device = torch.device('cuda', torch.cuda.current_device()) \
         if torch.cuda.is_available() else torch.device('cpu')
     features = 'cls' if args.init_from_classifier else 'cyc'
-    model = load_cycsnet(
-        cfg.model,
-        checkpoint=None if features == 'cls' else args.checkpoint,
-        classifier_checkpoint=args.init_from_classifier,
-        device=device)
+    model = load_cycsnet(cfg.model, device=device, **args.weights)
     dataset, data_root = config_split(cfg, args.split)
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     names = [cam_name(info['img_path']) for info in infos]

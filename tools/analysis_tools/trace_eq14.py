@@ -28,7 +28,8 @@ from mmengine.registry import init_default_scope
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from mmcyc.apis import load_cycsnet, sample_pairs, trace_eq14  # noqa: E402
+from mmcyc.apis import (cycsnet_weights, load_cycsnet,  # noqa: E402
+                        sample_pairs, trace_eq14)
 from mmcyc.datasets.image_label_split import config_split  # noqa: E402
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 
@@ -48,9 +49,11 @@ def parse_args():
     parser.add_argument('--out', help='write the statistics as JSON here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
-    if (args.checkpoint == '-') != bool(args.init_from_classifier):
-        parser.error("give a CyCSNet CHECKPOINT, or '-' and "
-                     '--init-from-classifier CAM_CKPT')
+    try:
+        args.weights = cycsnet_weights(args.checkpoint,
+                                       args.init_from_classifier)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -61,10 +64,7 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import mmcyc  # noqa: F401  (registries)
-    weights = (dict(classifier_checkpoint=args.init_from_classifier)
-               if args.init_from_classifier else dict(
-                   checkpoint=args.checkpoint))
-    model = load_cycsnet(cfg.model, **weights)
+    model = load_cycsnet(cfg.model, **args.weights)
     dataset, data_root = config_split(cfg, args.split)
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     names = [cam_name(info['img_path']) for info in infos]
