@@ -17,7 +17,13 @@ model = dict(
     # synthetic data; averaging over the beta1 candidates settles beta2
     # near the mean return probability
     head=dict(dcfs_statistic='candidates'),
-    cam_classifier='{{fileDirname}}/cam_resnet38_synthvoc.py',
+    # C = the model of configs/cam_resnet38_synthvoc.py: its changes to the
+    # base classifier, restated (C's data preprocessor and test_cfg are not
+    # used; tests/test_configs/test_model_configs.py checks the rest agrees)
+    cam_classifier=dict(
+        backbone=dict(widen_factor=0.125, frozen_stages=-1, norm_eval=False,
+                      dropout_b6=0.0, dropout_b7=0.0, init_cfg=None),
+        dropout_ratio=0.0),
     cam_classifier_checkpoint='work_dirs/cam_resnet38_synthvoc/epoch_80.pth',
     dropout_ratio=0.0)
 train_cfg = dict(max_epochs=max_epochs)

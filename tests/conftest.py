@@ -24,6 +24,28 @@ def voc12_meta():
     return path
 
 
+@pytest.fixture
+def no_file_access(monkeypatch):
+    """Make ``torch.load``, ``open`` and ``Config.fromfile`` raise.
+
+    For checks that building a model reads no file (weights arrive through
+    ``init_weights()`` or ``load_from``).
+    """
+    import builtins
+    import io
+
+    import torch
+    from mmengine.config import Config
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f'a file was read: {args[:1]}')
+
+    monkeypatch.setattr(torch, 'load', refuse)
+    monkeypatch.setattr(builtins, 'open', refuse)
+    monkeypatch.setattr(io, 'open', refuse)
+    monkeypatch.setattr(Config, 'fromfile', refuse)
+
+
 @pytest.fixture(scope='session')
 def tiny_synthvoc(tmp_path_factory):
     """A tiny synthetic VOC-layout dataset shared by the tool tests."""
@@ -55,8 +77,8 @@ def tiny_stage_inputs(tmp_path_factory, tiny_synthvoc):
     work = tmp_path_factory.mktemp('tiny_stage_inputs')
     init_default_scope('mmseg')
     import mmcyc  # noqa: F401
+    # building reads no file: the config's classifier checkpoint is not read
     model_cfg = Config.fromfile('tests/data/cyc_tiny_synthvoc.py').model
-    model_cfg.cam_classifier_checkpoint = None
     torch.manual_seed(0)
     cyc = str(work / 'cyc.pth')
     torch.save({'state_dict': MODELS.build(model_cfg).state_dict(),

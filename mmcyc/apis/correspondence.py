@@ -128,8 +128,9 @@ def load_cycsnet(model_cfg: dict,
       named by ``cam_classifier_checkpoint`` is not read);
     - ``classifier_checkpoint``: a stage-1 classifier; the model is built
       with ``cam_classifier_checkpoint`` set to it and
-      ``init_from_classifier=True``, so F is the classifier's backbone
-      through b6, F's initialisation before stage 2 (``"cls"`` features).
+      ``init_from_classifier=True``, and its ``init_weights()`` reads it
+      (building reads no file), so F is the classifier's backbone through
+      b6, F's initialisation before stage 2 (``"cls"`` features).
 
     mmseg's default scope must be set and ``mmcyc`` imported (registries).
 
@@ -152,7 +153,9 @@ def load_cycsnet(model_cfg: dict,
     model_cfg['cam_classifier_checkpoint'] = classifier_checkpoint
     if classifier_checkpoint is not None:
         model_cfg['init_from_classifier'] = True
-        return MODELS.build(model_cfg).to(device).eval()
+        model = MODELS.build(model_cfg)
+        model.init_weights()  # reads C and F from the classifier checkpoint
+        return model.to(device).eval()
     model = MODELS.build(model_cfg)
     loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
     state_dict = unwrap_state_dict(loaded, checkpoint)

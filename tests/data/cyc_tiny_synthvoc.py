@@ -5,7 +5,8 @@ crop_size = (64, 64)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(widen_factor=0.0625),
-    cam_classifier='{{fileDirname}}/cam_tiny_synthvoc.py')
+    # C = cam_tiny_synthvoc.py's model (its test_cfg is not used by C)
+    cam_classifier=dict(backbone=dict(widen_factor=0.0625)))
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False)
 train_cfg = dict(max_epochs=2)

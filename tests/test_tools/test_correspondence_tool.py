@@ -195,3 +195,19 @@ def test_wrong_checkpoint_is_named(stage_inputs):
         load_cycsnet(Config.fromfile(CONFIG).model, checkpoint=cls)
     with pytest.raises(ValueError, match='exactly one'):
         load_cycsnet(Config.fromfile(CONFIG).model)
+
+
+def test_load_cycsnet_from_the_classifier(stage_inputs):
+    """``classifier_checkpoint``: F and C are the classifier's, read by
+    ``init_weights()`` (building reads no file)."""
+    _, _, cls, _ = stage_inputs
+    init_default_scope('mmseg')
+    model = load_cycsnet(Config.fromfile(CONFIG).model,
+                         classifier_checkpoint=cls)
+    assert not model.training
+    source = torch.load(cls, map_location='cpu',
+                        weights_only=False)['state_dict']
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, source['backbone.' + key]), key
+    for key, value in model.cam_classifier.state_dict().items():
+        assert torch.equal(value, source[key]), key

@@ -109,6 +109,23 @@ def test_results_and_outputs(pipeline_run):
                                                   abs=1e-4)
 
 
+def test_stage2_starts_from_the_stage1_classifier(pipeline_run):
+    """The Runner's init_weights() read the stage-1 checkpoint into the
+    frozen C (building CyCSNet reads no file): C leaves stage 2 unchanged."""
+    work, _, _ = pipeline_run
+
+    def state_dict(path):
+        return torch.load(path, map_location='cpu',
+                          weights_only=False)['state_dict']
+
+    cam = state_dict(work / 'work' / 'cam' / 'epoch_2.pth')
+    cyc = state_dict(work / 'work' / 'cyc' / 'epoch_2.pth')
+    assert {k[len('cam_classifier.'):] for k in cyc
+            if k.startswith('cam_classifier.')} == set(cam)
+    for key, value in cam.items():
+        assert torch.equal(cyc['cam_classifier.' + key], value), key
+
+
 def test_rerun_skips_finished_stages(pipeline_run, run_tool):
     work, args, _ = pipeline_run
     with open(work / 'work' / 'results.json') as f:

@@ -104,7 +104,6 @@ def tiny_cyc(tmp_path_factory, tiny_synthvoc):
     init_default_scope('mmseg')
     import mmcyc  # noqa: F401
     cfg = Config.fromfile(CONFIG)
-    cfg.model.cam_classifier_checkpoint = None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()
     checkpoint = str(work / 'cyc.pth')

@@ -27,9 +27,12 @@ model = dict(
         # mean return probability
         dcfs_statistic='candidates',
         loss_weight=1.0),
-    # C = the stage-1 model of this config, with the weights it trained;
-    # the checkpoint also initialises F
-    cam_classifier='{{fileDirname}}/../../cam_resnet38_voc.py',
+    # C = the stage-1 model (configs/cam_resnet38_voc.py's, the model of
+    # this file's _base_), resolved when the config is parsed; a leaf config
+    # restates its own stage-1 config's model changes here. The checkpoint
+    # (read by CyCSNet.init_weights, never when building) gives C the weights
+    # it trained and also initialises F
+    cam_classifier={{_base_.model}},
     cam_classifier_checkpoint='work_dirs/cam_resnet38_voc/epoch_8.pth',
     num_classes=20,
     dropout_ratio=0.5,

@@ -1,20 +1,19 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """CyCSNet: the network F trained with cycle consistency (paper Alg. 1)."""
 import copy
-import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import cam_to_grid, mask_cam_by_label, normalize_cam
-from ..utils.psa_keys import check_state_dict_keys, unwrap_state_dict
+from ..utils.psa_keys import (check_state_dict_keys, shape_mismatches,
+                              unwrap_state_dict)
 
 SampleList = List[SegDataSample]
 
@@ -41,7 +40,50 @@ def fit_to_size(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.pad(maps, (0, width - maps.shape[2], 0, height - maps.shape[1]))
 
 
-def load_backbone_from_classifier(backbone: nn.Module, checkpoint: str,
+def read_classifier_state_dict(checkpoint: str) -> Dict[str, torch.Tensor]:
+    """C's checkpoint as a state dict (``module.`` stripped).
+
+    Args:
+        checkpoint (str): A CAM classifier checkpoint (mmcyc, i.e. with its
+            training ``meta`` and message hub, or converted).
+
+    Returns:
+        dict[str, Tensor]: The classifier's state dict.
+    """
+    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    return unwrap_state_dict(loaded, checkpoint)
+
+
+def load_classifier(classifier: nn.Module,
+                    state_dict: Mapping[str, torch.Tensor],
+                    checkpoint: str) -> None:
+    """Load the frozen classifier C, every key and shape matching.
+
+    Args:
+        classifier (nn.Module): C, built from ``cam_classifier``.
+        state_dict (Mapping[str, Tensor]): C's checkpoint
+            (:func:`read_classifier_state_dict`).
+        checkpoint (str): Its path, named in the error.
+
+    Raises:
+        ValueError: Naming the checkpoint and the first missing keys,
+            unexpected keys and shape mismatches (both shapes).
+    """
+    missing, unexpected = check_state_dict_keys(classifier, state_dict)
+    mismatched = shape_mismatches(classifier, state_dict)
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f'cam_classifier_checkpoint {checkpoint} does not match the '
+            f'cam_classifier config: {len(missing)} missing keys '
+            f'{missing[:6]}, {len(unexpected)} unexpected keys '
+            f'{unexpected[:6]}, {len(mismatched)} shape mismatches '
+            f'{mismatched[:4]}')
+    classifier.load_state_dict(state_dict, strict=False)
+
+
+def load_backbone_from_classifier(backbone: nn.Module,
+                                  state_dict: Mapping[str, torch.Tensor],
+                                  checkpoint: str,
                                   prefix: str = 'backbone.') -> List[str]:
     """Initialise F's backbone with the classifier's backbone weights.
 
@@ -51,7 +93,9 @@ def load_backbone_from_classifier(backbone: nn.Module, checkpoint: str,
 
     Args:
         backbone (nn.Module): F's backbone.
-        checkpoint (str): A CAM classifier checkpoint (mmcyc or converted).
+        state_dict (Mapping[str, Tensor]): A CAM classifier's state dict
+            (:func:`read_classifier_state_dict`).
+        checkpoint (str): Its path, named in the error.
         prefix (str): Prefix of the backbone keys in the checkpoint.
 
     Returns:
@@ -61,19 +105,12 @@ def load_backbone_from_classifier(backbone: nn.Module, checkpoint: str,
         ValueError: Naming the checkpoint when F's keys are missing from it or
             their shapes differ (a classifier of another architecture).
     """
-    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state_dict = unwrap_state_dict(loaded, checkpoint)
     state_dict = {
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
     }
-    own = backbone.state_dict()
     missing, unexpected = check_state_dict_keys(backbone, state_dict)
-    mismatched = [
-        f'{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and v.shape != own[k].shape
-    ]
+    mismatched = shape_mismatches(backbone, state_dict)
     if missing or mismatched:
         raise ValueError(
             f'classifier checkpoint {checkpoint} does not match the CyCSNet '
@@ -81,21 +118,19 @@ def load_backbone_from_classifier(backbone: nn.Module, checkpoint: str,
             f'{missing[:6]}, {len(mismatched)} shape mismatches '
             f'{mismatched[:4]}; expected a CAM classifier of the same '
             f'architecture (keys "{prefix}*")')
+    own = backbone.state_dict()
     backbone.load_state_dict(
         {k: v for k, v in state_dict.items() if k in own}, strict=False)
     return unexpected
 
 
-def classifier_model_cfg(cam_classifier: Union[dict, str]) -> dict:
-    """The model config of C, from a dict or a stage-1 config file."""
-    if isinstance(cam_classifier, str):
-        if not osp.isfile(cam_classifier):
-            raise FileNotFoundError(
-                f'cam_classifier config {cam_classifier} not found; expected '
-                'the stage-1 config (e.g. configs/cam_resnet38_voc.py)')
-        cfg = Config.fromfile(cam_classifier).model.to_dict()
-    else:
-        cfg = copy.deepcopy(dict(cam_classifier))
+def classifier_model_cfg(cam_classifier: dict) -> dict:
+    """The model config of C: ``cam_classifier`` less what C does not use.
+
+    Its data preprocessor and the ``init_cfg`` of C and of its backbone are
+    dropped: C's weights come from ``cam_classifier_checkpoint``.
+    """
+    cfg = copy.deepcopy(dict(cam_classifier))
     cfg.pop('data_preprocessor', None)
     cfg.pop('init_cfg', None)
     cfg.get('backbone', {}).pop('init_cfg', None)
@@ -108,12 +143,13 @@ class CyCSNet(BaseModel):
 
     F is the classifier's backbone without its last block (ResNet-38 through
     ``b6``, 2048 channels at stride 8), initialised from the trained
-    classifier C, plus a classification branch (Dropout2d -> GAP -> 1x1 conv)
-    that keeps L_cls (Eq. 12). CAM_A comes from C itself, frozen (eval mode,
-    no gradient), with ``cam_source='classifier'``; or, with
-    ``cam_source='disk'``, from the CAMs that stage 1 wrote for every image,
-    which ``LoadCAMFromFile`` reads and the pipeline crops and flips with the
-    image (``data_sample.gt_cam``), so C is never run.
+    classifier C (whose checkpoint :meth:`init_weights` reads), plus a
+    classification branch (Dropout2d -> GAP -> 1x1 conv) that keeps L_cls
+    (Eq. 12). CAM_A comes from C itself, frozen (eval mode, no gradient),
+    with ``cam_source='classifier'``; or, with ``cam_source='disk'``, from
+    the CAMs that stage 1 wrote for every image, which ``LoadCAMFromFile``
+    reads and the pipeline crops and flips with the image
+    (``data_sample.gt_cam``), so C is never run.
 
     A batch holds N pairs as ``inputs = [A_1..A_N, B_1..B_N]`` with matching
     ``data_samples`` (see ``pair_collate``); every sample carries
@@ -139,19 +175,26 @@ class CyCSNet(BaseModel):
         backbone (dict): F's backbone (e.g. ResNet38 with ``with_b7=False``,
             ``out_indices=(2, )``).
         head (dict): ``CycleConsistencyHead`` config.
-        cam_classifier (dict | str, optional): The trained classifier C: a
-            model config dict, or the path of the stage-1 config whose
-            ``model`` it is (its data preprocessor and ``init_cfg`` are
-            dropped; C's weights come from ``cam_classifier_checkpoint``).
+        cam_classifier (dict, optional): The model config of the trained
+            classifier C, e.g. the stage-1 config's ``model`` given with
+            ``{{_base_.model}}`` (its data preprocessor and ``init_cfg`` are
+            dropped). C is built here, randomly initialised; its weights are
+            read from ``cam_classifier_checkpoint`` by :meth:`init_weights`.
+            A config file path is refused (building reads no file).
             Required with ``cam_source='classifier'``. With ``'disk'`` it
-            may be None: C is then not built (saving its memory), and F is
-            initialised straight from the ``backbone.*`` keys of
-            ``cam_classifier_checkpoint``; if given, C is built and loaded
-            as usual (``cam_a`` stays available) but never run by ``loss``.
-        cam_classifier_checkpoint (str, optional): C's checkpoint. It also
-            initialises F's backbone unless ``init_from_classifier`` is
-            False. None leaves C (and F) randomly initialised (tests only).
-        init_from_classifier (bool): Initialise F from C's checkpoint.
+            may be None: C is then not built (saving its memory), and
+            :meth:`init_weights` initialises F straight from the
+            ``backbone.*`` keys of ``cam_classifier_checkpoint``; if given,
+            C is built and loaded as usual (``cam_a`` stays available) but
+            never run by ``loss``.
+        cam_classifier_checkpoint (str, optional): C's checkpoint, read by
+            :meth:`init_weights` (which the Runner calls before training),
+            never by ``__init__``. It also initialises F's backbone unless
+            ``init_from_classifier`` is False. None leaves C (and F)
+            randomly initialised (tests, or a full CyCSNet checkpoint loaded
+            afterwards).
+        init_from_classifier (bool): Let :meth:`init_weights` initialise F's
+            backbone from C's checkpoint. Defaults to True.
         cam_source (str): Where CAM_A comes from: ``'classifier'`` (run C on
             A, the default) or ``'disk'`` (``data_sample.gt_cam`` of A, from
             ``LoadCAMFromFile`` in the train pipeline). Disk CAMs are
@@ -170,7 +213,7 @@ class CyCSNet(BaseModel):
     def __init__(self,
                  backbone: dict,
                  head: dict,
-                 cam_classifier: Optional[Union[dict, str]] = None,
+                 cam_classifier: Optional[dict] = None,
                  cam_classifier_checkpoint: Optional[str] = None,
                  init_from_classifier: bool = True,
                  cam_source: str = 'classifier',
@@ -185,11 +228,18 @@ class CyCSNet(BaseModel):
         if cam_source not in CAM_SOURCES:
             raise ValueError(f'cam_source must be one of {CAM_SOURCES}, got '
                              f'{cam_source!r}')
+        if isinstance(cam_classifier, str):
+            raise TypeError(
+                f"cam_classifier must be C's model config (a dict), got the "
+                f'path {cam_classifier!r}: building a model reads no file. '
+                "Give the stage-1 model, resolved when the config is parsed: "
+                'put its model file in _base_ and write cam_classifier='
+                '{{_base_.model}}, as configs/_base_/models/cyc_resnet38.py '
+                'does')
         if cam_classifier is None and cam_source == 'classifier':
             raise ValueError(
                 "cam_source='classifier' needs cam_classifier (C's model "
-                "config or stage-1 config file); only cam_source='disk' "
-                'works without it')
+                "config); only cam_source='disk' works without it")
         if (cam_classifier is None and cam_classifier_checkpoint is not None
                 and not init_from_classifier):
             raise ValueError(
@@ -219,34 +269,38 @@ class CyCSNet(BaseModel):
         self.loss_cls = MODELS.build(loss_cls)
         self.cam_classifier_checkpoint = cam_classifier_checkpoint
         self.init_from_classifier = init_from_classifier
-        if cam_classifier_checkpoint is not None:
-            self._load_classifier(cam_classifier_checkpoint)
         if self.cam_classifier is not None:
             self.cam_classifier.requires_grad_(False)
             self.cam_classifier.eval()
 
-    def _load_classifier(self, checkpoint: str) -> None:
-        if self.cam_classifier is None:  # cam_source='disk': only F to load
-            load_backbone_from_classifier(self.backbone, checkpoint)
-            return
-        loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
-        state_dict = unwrap_state_dict(loaded, checkpoint)
-        missing, unexpected = check_state_dict_keys(self.cam_classifier,
-                                                    state_dict)
-        if missing or unexpected:
-            raise ValueError(
-                f'cam_classifier_checkpoint {checkpoint} does not match the '
-                f'cam_classifier config: {len(missing)} missing keys '
-                f'{missing[:6]}, {len(unexpected)} unexpected keys '
-                f'{unexpected[:6]}')
-        self.cam_classifier.load_state_dict(state_dict, strict=False)
-        if self.init_from_classifier:
-            load_backbone_from_classifier(self.backbone, checkpoint)
+    def init_weights(self) -> None:
+        """Load C and initialise F from ``cam_classifier_checkpoint``.
 
-    def init_weights(self):
-        """Keep the weights loaded from the classifier checkpoint."""
-        if self.cam_classifier_checkpoint is None:
+        The checkpoint is read here, not in ``__init__``, as mmengine's
+        ``Pretrained`` ``init_cfg`` reads its file: the Runner calls this
+        before training (before ``load_from`` / resume); a tool that needs
+        the classifier's weights without a full CyCSNet checkpoint calls it
+        itself (``mmcyc.apis.load_cycsnet``). C gets every key, strictly;
+        F's backbone the ``backbone.*`` keys unless ``init_from_classifier``
+        is False; the rest keeps the initialisation of ``__init__``. Without
+        a checkpoint, mmengine's ``init_weights`` runs (each submodule's
+        ``init_cfg``).
+
+        Raises:
+            ValueError: Naming the checkpoint and the first missing keys,
+                unexpected keys (C only: F uses part of C's) and shape
+                mismatches.
+        """
+        checkpoint = self.cam_classifier_checkpoint
+        if checkpoint is None:
             super().init_weights()
+            return
+        state_dict = read_classifier_state_dict(checkpoint)
+        if self.cam_classifier is not None:
+            load_classifier(self.cam_classifier, state_dict, checkpoint)
+        if self.init_from_classifier:
+            load_backbone_from_classifier(self.backbone, state_dict,
+                                          checkpoint)
 
     def train(self, mode: bool = True) -> 'CyCSNet':
         """Set train mode; the frozen classifier C always stays in eval."""

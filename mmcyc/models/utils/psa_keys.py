@@ -15,7 +15,8 @@ Public ResNet-38 weights come in four layouts:
 
 The chain is ``load_psa_state_dict -> convert_psa_state_dict ->
 save`` (:func:`convert_checkpoint`), and :func:`load_checkpoint_strict` /
-:func:`check_state_dict_keys` say which keys did not load.
+:func:`check_state_dict_keys` / :func:`shape_mismatches` say which keys did
+not load.
 """
 import os
 import os.path as osp
@@ -416,6 +417,26 @@ def check_state_dict_keys(
     return missing, unexpected
 
 
+def shape_mismatches(model: nn.Module,
+                     state_dict: Mapping[str, torch.Tensor]) -> List[str]:
+    """The keys of a state dict whose tensor shape differs from the model's.
+
+    Args:
+        model (nn.Module): Model to load into.
+        state_dict (Mapping[str, Tensor]): Candidate state dict.
+
+    Returns:
+        list[str]: ``'key: checkpoint (shape) vs model (shape)'`` for every
+        key of both whose shapes differ, in the state dict's order.
+    """
+    own = model.state_dict()
+    return [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+
+
 def load_checkpoint_strict(model: nn.Module,
                            filename: str,
                            map_location: str = 'cpu',
@@ -448,12 +469,7 @@ def load_checkpoint_strict(model: nn.Module,
                                  for k, v in state_dict.items()
                                  if k.startswith(prefix))
     missing, unexpected = check_state_dict_keys(model, state_dict)
-    own = model.state_dict()
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
+    mismatched = shape_mismatches(model, state_dict)
     if missing or unexpected or mismatched:
         parts = [f'{filename} does not match {type(model).__name__}']
         for title, keys in (('missing keys', missing), ('unexpected keys',

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,14 @@ def cycsnet_cfg(checkpoint, **kwargs):
         **kwargs)
 
 
+def build_loaded(cfg):
+    """Build a CyCSNet and read its classifier checkpoint, as the Runner
+    does before training."""
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
 @pytest.fixture
 def classifier_ckpt(tmp_path):
     torch.manual_seed(0)
@@ -54,20 +64,102 @@ def pair_batch(n=2, size=32):
     return inputs, samples
 
 
-def test_f_is_initialised_from_the_classifier(classifier_ckpt):
+def test_building_reads_no_file(no_file_access, tmp_path):
+    absent = str(tmp_path / 'absent.pth')
+    for kwargs in (dict(), dict(cam_source='disk'),
+                   dict(cam_source='disk', cam_classifier=None)):
+        model = MODELS.build(dict(cycsnet_cfg(absent), **kwargs))
+        assert model.cam_classifier_checkpoint == absent
+
+
+def test_config_path_classifier_is_refused(classifier_ckpt):
+    with pytest.raises(TypeError, match=r"got the path 'configs/cam.py'.*"
+                       r'cam_classifier=\{\{_base_.model\}\}'):
+        MODELS.build(dict(cycsnet_cfg(classifier_ckpt[0]),
+                          cam_classifier='configs/cam.py'))
+
+
+def test_init_weights_loads_c_and_f(classifier_ckpt):
     path, classifier = classifier_ckpt
+    torch.manual_seed(1)
     model = MODELS.build(cycsnet_cfg(path))
     own = model.backbone.state_dict()
     source = classifier.backbone.state_dict()
+    assert not torch.equal(own['conv1a.weight'], source['conv1a.weight'])
+    model.init_weights()
+    own = model.backbone.state_dict()
     assert 'b7.conv_branch1.weight' not in own
     for key, value in own.items():
         assert torch.equal(value, source[key]), key
     for key, value in model.cam_classifier.state_dict().items():
         assert torch.equal(value, classifier.state_dict()[key]), key
+    # C stays frozen after loading
+    assert not model.cam_classifier.training
+    assert all(not p.requires_grad for p in model.cam_classifier.parameters())
+
+
+def test_init_from_classifier_false_leaves_f_untouched(classifier_ckpt):
+    path, classifier = classifier_ckpt
+    torch.manual_seed(1)
+    model = MODELS.build(cycsnet_cfg(path, init_from_classifier=False))
+    before = {k: v.clone() for k, v in model.state_dict().items()
+              if not k.startswith('cam_classifier.')}
+    model.init_weights()
+    after = model.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key  # F as built
+    for key, value in classifier.state_dict().items():
+        assert torch.equal(after['cam_classifier.' + key], value), key
+
+
+def save_state_dict(path, state_dict):
+    torch.save({'state_dict': state_dict, 'meta': {}}, path)
+    return str(path)
+
+
+def test_init_weights_names_the_checkpoint_and_the_keys(classifier_ckpt,
+                                                        tmp_path):
+    _, classifier = classifier_ckpt
+    state = classifier.state_dict()
+    missing = save_state_dict(
+        tmp_path / 'missing.pth',
+        {k: v for k, v in state.items() if k != 'classifier.weight'})
+    unexpected = save_state_dict(tmp_path / 'unexpected.pth',
+                                 dict(state, extra=torch.zeros(1)))
+    mismatched = save_state_dict(
+        tmp_path / 'mismatched.pth',
+        dict(state, **{'classifier.weight': torch.zeros(4, 8, 1, 1)}))
+    for path, match in (
+            (missing, r"1 missing keys \['classifier.weight'\]"),
+            (unexpected, r"1 unexpected keys \['extra'\]"),
+            (mismatched, r'1 shape mismatches \[.classifier.weight: '
+             r'checkpoint \(4, 8, 1, 1\) vs model \(4, 256, 1, 1\)')):
+        model = MODELS.build(cycsnet_cfg(path))  # building reads nothing
+        with pytest.raises(ValueError, match=f'{re.escape(path)} does not '
+                           f'match.*{match}'):
+            model.init_weights()
+    # F alone (cam_source='disk' without C): F's keys and shapes
+    no_backbone_key = save_state_dict(
+        tmp_path / 'no_conv1a.pth',
+        {k: v for k, v in state.items() if k != 'backbone.conv1a.weight'})
+    wide_b6 = save_state_dict(
+        tmp_path / 'wide_b6.pth',
+        dict(state, **{'backbone.b6.conv_branch1.weight':
+                       torch.zeros(1, 1, 1, 1)}))
+    for path, match in (
+            (no_backbone_key, r"1 missing keys \['conv1a.weight'\]"),
+            (wide_b6, r'1 shape mismatches \[.b6.conv_branch1.weight: '
+             r'checkpoint \(1, 1, 1, 1\) vs model')):
+        model = MODELS.build(dict(cycsnet_cfg(path, cam_source='disk'),
+                                  cam_classifier=None))
+        with pytest.raises(ValueError, match=f'classifier checkpoint '
+                           f'{re.escape(path)} does not match the CyCSNet '
+                           f'backbone.*{match}'):
+            model.init_weights()
 
 
 def test_gradients_reach_f_and_never_the_frozen_classifier(classifier_ckpt):
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0]))
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0]))
     model.train()
     assert not model.cam_classifier.training
     assert model.backbone.training
@@ -85,7 +177,7 @@ def test_gradients_reach_f_and_never_the_frozen_classifier(classifier_ckpt):
 
 
 def test_loss_cls_is_lambda_times_eq12(classifier_ckpt):
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0])).eval()
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0])).eval()
     inputs, samples = pair_batch()
     with torch.no_grad():
         losses = model.loss(inputs, samples)
@@ -98,7 +190,7 @@ def test_loss_cls_is_lambda_times_eq12(classifier_ckpt):
 
 
 def test_cam_a_is_the_normalised_label_masked_cam(classifier_ckpt):
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0])).eval()
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0])).eval()
     inputs, samples = pair_batch()
     labels = torch.stack([s.gt_img_label for s in samples[:2]])
     cam = model.cam_a(inputs[:2], labels, (4, 4))
@@ -109,7 +201,7 @@ def test_cam_a_is_the_normalised_label_masked_cam(classifier_ckpt):
 
 
 def test_tensor_mode_returns_f_features(classifier_ckpt):
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0])).eval()
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0])).eval()
     feats = model(torch.randn(1, 3, 32, 32), mode='tensor')
     assert feats.shape == (1, 128, 4, 4)  # 2048 * 0.0625 channels, stride 8
     with pytest.raises(RuntimeError, match='CAMRefiner'):
@@ -121,15 +213,15 @@ def test_bad_inputs(classifier_ckpt, tmp_path):
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(8, 3, 7, 7),
                                'fc.weight': torch.zeros(4, 8)}}, other)
     with pytest.raises(ValueError, match='other.pth does not match'):
-        MODELS.build(cycsnet_cfg(str(other)))
+        build_loaded(cycsnet_cfg(str(other)))
     wide = dict(CLASSIFIER, backbone=dict(CLASSIFIER['backbone'],
                                           widen_factor=0.125))
     wide_model = MODELS.build(wide)
     wide_path = tmp_path / 'wide.pth'
     torch.save({'state_dict': wide_model.state_dict()}, wide_path)
     with pytest.raises(ValueError, match='shape mismatches'):
-        MODELS.build(dict(cycsnet_cfg(str(wide_path)), cam_classifier=wide))
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0]))
+        build_loaded(dict(cycsnet_cfg(str(wide_path)), cam_classifier=wide))
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0]))
     inputs, samples = pair_batch()
     with pytest.raises(ValueError, match='2N images'):
         model.loss(inputs[:3], samples[:3])
@@ -161,7 +253,7 @@ def test_bad_cam_source(classifier_ckpt):
 
 
 def test_stored_cam_a_matches_the_classifier_path(classifier_ckpt):
-    model = MODELS.build(
+    model = build_loaded(
         cycsnet_cfg(classifier_ckpt[0], cam_source='disk')).eval()
     inputs, samples = pair_batch(size=64)
     labels = torch.stack([s.gt_img_label for s in samples[:2]])
@@ -194,7 +286,7 @@ def test_stored_cam_a_matches_the_classifier_path(classifier_ckpt):
 
 
 def test_stored_cams_are_padded_to_the_input_size(classifier_ckpt):
-    model = MODELS.build(
+    model = build_loaded(
         cycsnet_cfg(classifier_ckpt[0], cam_source='disk')).eval()
     _, samples = pair_batch()
     labels = torch.stack([s.gt_img_label for s in samples[:2]])
@@ -210,7 +302,7 @@ def test_stored_cams_are_padded_to_the_input_size(classifier_ckpt):
 
 
 def test_disk_loss_never_runs_the_classifier(classifier_ckpt, monkeypatch):
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0], cam_source='disk'))
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0], cam_source='disk'))
     model.train()
 
     def no_classifier(*args):
@@ -232,7 +324,7 @@ def test_disk_loss_never_runs_the_classifier(classifier_ckpt, monkeypatch):
 
 def test_disk_without_classifier(classifier_ckpt):
     path, classifier = classifier_ckpt
-    model = MODELS.build(dict(cycsnet_cfg(path, cam_source='disk'),
+    model = build_loaded(dict(cycsnet_cfg(path, cam_source='disk'),
                               cam_classifier=None))
     assert model.cam_classifier is None
     assert not any(k.startswith('cam_classifier')
@@ -255,7 +347,7 @@ def test_disk_without_classifier(classifier_ckpt):
 def test_stored_cam_a_is_psa_average_pooled(classifier_ckpt, monkeypatch):
     """CAM_A comes to F's grid by psa's average pooling, and the head
     selects on it: bilinear point sampling would select other positions."""
-    model = MODELS.build(cycsnet_cfg(classifier_ckpt[0], cam_source='disk'))
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0], cam_source='disk'))
     inputs, samples = pair_batch()  # 32x32 images: F's grid is 4x4
     labels = torch.stack([s.gt_img_label for s in samples[:2]])
     cams = torch.zeros(2, 4, 32, 32)
