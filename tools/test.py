@@ -5,6 +5,7 @@ import json
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
@@ -12,7 +13,8 @@ from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
-from mmcyc.models.utils.psa_keys import check_state_dict_keys
+from mmcyc.models.utils.psa_keys import (check_state_dict_keys,
+                                         shape_mismatches)
 from mmcyc.utils import atomic_open
 
 
@@ -56,21 +58,39 @@ def parse_args():
 
 
 def load_checked(runner: Runner, checkpoint: str) -> None:
-    """Load weights, failing on keys that do not match the model.
+    """Load weights, failing on keys or shapes that do not match the model.
 
-    mmengine loads with ``strict=False`` and only logs mismatches; testing a
-    checkpoint of another model must fail instead.
+    mmengine loads with ``strict=False`` and only logs mismatches (a tensor
+    of another shape is skipped, leaving the random initialisation); testing
+    a checkpoint of another model must fail instead. The shapes are checked
+    before anything is loaded.
     """
-    loaded = runner.load_checkpoint(checkpoint, map_location='cpu')
+    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
     model = getattr(runner.model, 'module', runner.model)
-    state_dict = loaded.get('state_dict', loaded)
+    state_dict = loaded.get('state_dict', loaded) if isinstance(
+        loaded, dict) else loaded
     missing, unexpected = check_state_dict_keys(model, state_dict)
-    if missing or unexpected:
+    mismatched = shape_mismatches(model, state_dict)
+    if missing or unexpected or mismatched:
         raise ValueError(
             f'checkpoint {checkpoint} does not match {type(model).__name__} '
             f'of config {runner.cfg.filename}: {len(missing)} missing keys '
             f'{missing[:8]}, {len(unexpected)} unexpected keys '
-            f'{unexpected[:8]}')
+            f'{unexpected[:8]}, {len(mismatched)} tensors of another shape '
+            f'{mismatched[:4]}')
+    runner.load_checkpoint(checkpoint, map_location='cpu')
+
+
+def drop_ema_hooks(cfg: Config) -> None:
+    """Remove ``EMAHook`` from a config's custom hooks before testing.
+
+    A checkpoint saved under ``EMAHook`` already holds the averaged weights
+    in its ``state_dict`` (the hook swaps them in before saving), which is
+    what is tested here; the hook itself would need the training run's
+    ``before_run`` to exist.
+    """
+    hooks = cfg.get('custom_hooks', None) or []
+    cfg.custom_hooks = [h for h in hooks if h.get('type') != 'EMAHook']
 
 
 def main():
@@ -96,6 +116,7 @@ def main():
                  loops=('test', ))
         ]
     cfg.load_from = None  # loaded below, checked against the model
+    drop_ema_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)

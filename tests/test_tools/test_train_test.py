@@ -131,3 +131,33 @@ def test_dist_test_shards_images_and_gathers_metrics(trained, tiny_synthvoc,
                                                  abs=0.01)
     assert sorted(p.name for p in (tmp_path / 'cams2').iterdir()) == \
         sorted(p.name for p in (tmp_path / 'cams1').iterdir())
+
+
+def test_checkpoint_with_wrong_shapes_is_refused(tiny_synthvoc, tmp_path,
+                                                 python):
+    """Same keys, one tensor of another shape: mmengine would skip it and
+    score the random initialisation; test.py must refuse before loading."""
+    import subprocess
+
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import mmcyc  # noqa: F401
+    register_all_modules()
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    state_dict = model.state_dict()
+    key = next(k for k, v in state_dict.items() if v.dim() == 4)
+    shape = list(state_dict[key].shape)
+    state_dict[key] = torch.zeros([shape[0] + 1] + shape[1:])
+    bad = tmp_path / 'narrower.pth'
+    torch.save({'state_dict': state_dict}, bad)
+    proc = subprocess.run(
+        [python, 'tools/test.py', CONFIG, str(bad), '--work-dir',
+         str(tmp_path / 'w'), '--cfg-options', *data_options(tiny_synthvoc)],
+        capture_output=True, text=True, cwd=osp.dirname(osp.dirname(
+            osp.dirname(osp.abspath(__file__)))))
+    assert proc.returncode != 0
+    assert 'narrower.pth does not match CAMClassifier' in proc.stderr
+    assert '1 tensors of another shape' in proc.stderr
+    assert f'{key}: checkpoint ({shape[0] + 1}' in proc.stderr
