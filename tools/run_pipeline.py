@@ -65,6 +65,61 @@ STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr', 'refine',
 SEG_ROWS = {'rw_cyc': 'seg_val', 'rw': 'seg_val_rw'}
 
 
+# what a pipeline config must hold: entry -> (required keys, optional keys)
+CONFIG_SCHEMA = {
+    'data': ({'root'}, {'generator'}),
+    'cam': ({'config'}, set()),
+    'cyc': ({'config'}, set()),
+    'refine': ({'num_refs', 'num_refs_rw'}, set()),
+    'aff': ({'config'}, set()),
+    'seg': ({'config'}, {'pseudo_masks'}),
+}
+
+
+def check_pipeline_config(cfg: Config) -> None:
+    """Refuse a pipeline config with a missing, unknown or misspelled entry.
+
+    Checked before any stage runs, so that a typo does not surface after
+    the first trainings. Stage configs must exist; ``seg.pseudo_masks``
+    must name rows the pipeline writes.
+
+    Raises:
+        ValueError: Naming the config file and the offending key.
+    """
+    source = cfg.filename
+    unknown = sorted(set(cfg.keys()) - set(CONFIG_SCHEMA))
+    if unknown:
+        raise ValueError(f'{source}: unknown entries {unknown}; a pipeline '
+                         f'config has {sorted(CONFIG_SCHEMA)}')
+    for entry, (required, optional) in CONFIG_SCHEMA.items():
+        value = cfg.get(entry, None)
+        if not isinstance(value, dict):
+            raise ValueError(f'{source}: entry {entry!r} is missing (expected '
+                             f'a dict with {sorted(required)})')
+        missing = sorted(required - set(value))
+        extra = sorted(set(value) - required - optional)
+        if missing or extra:
+            raise ValueError(
+                f'{source}: {entry} has missing keys {missing} and unknown '
+                f'keys {extra}; expected {sorted(required)} and optionally '
+                f'{sorted(optional)}')
+        config = value.get('config')
+        if config is not None:
+            path = config if osp.isabs(config) else osp.join(REPO, config)
+            if not osp.isfile(path):
+                raise ValueError(f'{source}: {entry}.config {config} is not '
+                                 f'a file')
+    names = cfg.seg.get('pseudo_masks', ('rw_cyc', ))
+    wrong = [name for name in names if name not in SEG_ROWS]
+    if wrong:
+        raise ValueError(f'{source}: seg.pseudo_masks names {wrong}; '
+                         f'expected some of {sorted(SEG_ROWS)}')
+    for key in ('num_refs', 'num_refs_rw'):
+        if not isinstance(cfg.refine[key], int) or cfg.refine[key] < 0:
+            raise ValueError(f'{source}: refine.{key} must be an integer >= '
+                             f'0, got {cfg.refine[key]!r}')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Run the mmcyc pipeline on the embedded default dataset')
@@ -480,6 +535,7 @@ def write_results(rows: dict, work_dir: str) -> str:
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
+    check_pipeline_config(cfg)
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
     root = cfg.data.root if args.seed is None else \

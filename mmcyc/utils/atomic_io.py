@@ -16,7 +16,9 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
     the ``with`` block ends without an exception; on an exception it is
     removed and ``path`` keeps its old content. A reader therefore never sees
     a partial file, and concurrent writers of the same name (e.g. the padded
-    tail of a distributed sampler) leave one whole file.
+    tail of a distributed sampler) leave one whole file. The file gets the
+    permissions a plain ``open`` would give it (0666 less the umask), not
+    the temporary file's private 0600.
 
     Args:
         path (str): The file to write.
@@ -31,6 +33,7 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(tmp, path)
@@ -38,3 +41,10 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -205,3 +205,29 @@ def test_walk_resumes_from_masks_already_written(pipeline_run, run_tool,
                 Image.open(walked / f'{name}.png') as b:
             assert np.array_equal(np.asarray(a), np.asarray(b))
     assert len(list(out.glob('*.png'))) == len(names)
+
+
+@pytest.mark.parametrize('typo, message', [
+    ("aff = dict(_delete_=True, conifg='tests/data/aff_tiny_synthvoc.py')",
+     "aff has missing keys ['config'] and unknown keys ['conifg']"),
+    ("cam_ = dict(config='tests/data/cam_tiny_synthvoc.py')",
+     "unknown entries ['cam_']"),
+    ("seg = dict(pseudo_masks=['rw_cyc', 'rw_cy'])",
+     "seg.pseudo_masks names ['rw_cy']"),
+    ("cyc = dict(config='tests/data/no_such_config.py')",
+     'cyc.config tests/data/no_such_config.py is not a file'),
+])
+def test_config_typo_stops_before_any_stage(tmp_path, python, typo, message):
+    """A misspelled or missing entry is refused before the data stage."""
+    import subprocess
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    config = tmp_path / 'pipeline_typo.py'
+    config.write_text(f"_base_ = ['{osp.join(repo, CONFIG)}']\n{typo}\n")
+    work, data = tmp_path / 'work', tmp_path / 'data'
+    proc = subprocess.run(
+        [python, 'tools/run_pipeline.py', '--config', str(config),
+         '--work-dir', str(work), '--data-root', str(data)],
+        capture_output=True, text=True, cwd=repo)
+    assert proc.returncode != 0
+    assert f'{config}: ' in proc.stderr and message in proc.stderr
+    assert not data.exists()  # no stage ran

@@ -1,5 +1,6 @@
 """atomic_open: the target appears whole or keeps its old content."""
 import os
+import stat
 
 import pytest
 
@@ -32,3 +33,19 @@ def test_bad_mode():
     with pytest.raises(ValueError, match='mode'):
         with atomic_open('x', 'a'):
             pass
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077, 0o002])
+def test_permissions_follow_the_umask(tmp_path, umask):
+    """Like a plain open: 0666 less the umask (mkstemp alone gives 0600)."""
+    old = os.umask(umask)
+    try:
+        with atomic_open(str(tmp_path / 'a.json'), 'w') as f:
+            f.write('{}')
+        with open(tmp_path / 'b.json', 'w') as f:
+            f.write('{}')
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(os.stat(tmp_path / 'a.json').st_mode)
+    assert mode == 0o666 & ~umask
+    assert mode == stat.S_IMODE(os.stat(tmp_path / 'b.json').st_mode)
