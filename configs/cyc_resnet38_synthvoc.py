@@ -24,7 +24,7 @@ model = dict(
         backbone=dict(widen_factor=0.125, frozen_stages=-1, norm_eval=False,
                       dropout_b6=0.0, dropout_b7=0.0, init_cfg=None),
         dropout_ratio=0.0),
-    cam_classifier_checkpoint='work_dirs/cam_resnet38_synthvoc/epoch_80.pth',
+    cam_classifier_checkpoint='work_dirs/cam_resnet38_synthvoc/epoch_40.pth',
     dropout_ratio=0.0)
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
