@@ -14,7 +14,28 @@ _base_ = ['mmseg::deeplabv3plus/'
 pseudo_mask_dir = '{{fileDirname}}/../work_dirs/pseudo_masks'
 # mmseg's voc12aug trains on train (SegmentationClass) + aug
 # (SegmentationClassAug); here one dataset: train_aug with pseudo masks.
-# The augmentation is the base config's train_pipeline, unchanged.
+# The augmentation is the base config's train_pipeline with mmcyc's checked
+# loaders (a missing file or a label id outside 0..20 and 255 is an error
+# naming the file; mmseg's LoadAnnotations would train on it silently).
+custom_imports = dict(imports=['mmcyc'], allow_failed_imports=False)
+crop_size = (512, 512)
+train_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),
+    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='Pad', size=crop_size),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadCheckedAnnotations'),
+    dict(type='PackSegInputs')
+]
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
@@ -22,5 +43,7 @@ train_dataloader = dict(
         data_root={{_base_.data_root}},
         data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
         ann_file='ImageSets/Segmentation/train_aug.txt',
-        pipeline={{_base_.train_pipeline}}))
+        pipeline=train_pipeline))
 # val / test: the base config's VOC val with SegmentationClass, IoUMetric.
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -14,6 +14,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py'
 ]
+custom_imports = dict(imports=['mmcyc'], allow_failed_imports=False)
 data_root = 'data/synthvoc'
 pseudo_mask_dir = '{{fileDirname}}/../work_dirs/pipeline/pseudo_masks/rw_cyc'
 crop_size = (96, 96)  # the whole synthetic image
@@ -42,8 +43,8 @@ model = dict(
 # PhotoMetricDistortion: its hue jitter (+-36 degrees) would swap the
 # synthetic classes, whose discriminative parts differ in hue by 18 degrees
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),  # label ids checked
     dict(
         type='RandomResize',
         scale=crop_size,
@@ -55,8 +56,8 @@ train_pipeline = [
 ]
 # images are scored at their own 96 px size
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCheckedAnnotations'),  # label ids checked
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

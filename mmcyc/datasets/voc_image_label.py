@@ -17,6 +17,8 @@ def read_image_names(ann_file: str) -> List[str]:
     Accepts VOC's lines (``2007_000032``) and AffinityNet's lines
     (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``):
     the name is the basename stem of the first token. Blank lines are skipped.
+    A split without any name, or one that lists a name twice (it would be
+    trained on and scored twice), is refused.
 
     Args:
         ann_file (str): The split file.
@@ -26,6 +28,8 @@ def read_image_names(ann_file: str) -> List[str]:
 
     Raises:
         FileNotFoundError: If ``ann_file`` does not exist.
+        ValueError: If it lists no image, or an image twice (naming the file,
+            the first repeated names and their line numbers).
     """
     if not osp.isfile(ann_file):
         raise FileNotFoundError(
@@ -33,12 +37,25 @@ def read_image_names(ann_file: str) -> List[str]:
             'file with one image per line (VOC "2007_000032" or AffinityNet '
             '"/JPEGImages/2007_000032.jpg '
             '/SegmentationClassAug/2007_000032.png")')
-    names = []
+    names, first_line, repeated = [], {}, []
     with open(ann_file) as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             tokens = line.split()
-            if tokens:
-                names.append(osp.splitext(osp.basename(tokens[0]))[0])
+            if not tokens:
+                continue
+            name = osp.splitext(osp.basename(tokens[0]))[0]
+            if name in first_line:
+                repeated.append(f'{name} (lines {first_line[name]} and '
+                                f'{number})')
+            else:
+                first_line[name] = number
+            names.append(name)
+    if not names:
+        raise ValueError(f'split file {ann_file} lists no image: expected one '
+                         'image per line')
+    if repeated:
+        raise ValueError(f'split file {ann_file} lists {len(repeated)} images '
+                         f'more than once: {", ".join(repeated[:5])}')
     return names
 
 

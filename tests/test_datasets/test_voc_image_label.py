@@ -196,3 +196,23 @@ def test_mask_with_bad_label_ids(root_copy):
     png.save(png_path)
     with pytest.raises(ValueError, match=re.escape(png_path) + r'.*\[21\]'):
         VOCImageLabelDataset(data_root=root_copy, cls_label_file=None)
+
+
+def test_split_with_a_repeated_name_is_refused(synth_root, tmp_path):
+    names = names_of(synth_root, 'val')
+    ann = tmp_path / 'twice.txt'
+    ann.write_text('\n'.join(names[:3] + ['', names[1]]) + '\n')
+    with pytest.raises(ValueError, match=re.escape(
+            f'split file {ann} lists 1 images more than once: '
+            f'{names[1]} (lines 2 and 5)')):
+        read_image_names(str(ann))
+    with pytest.raises(ValueError, match='more than once'):
+        VOCImageLabelDataset(data_root=synth_root, ann_file=str(ann))
+
+
+def test_empty_split_is_refused(synth_root, tmp_path):
+    ann = tmp_path / 'empty.txt'
+    ann.write_text('\n  \n')
+    with pytest.raises(ValueError,
+                       match=re.escape(f'split file {ann} lists no image')):
+        VOCImageLabelDataset(data_root=synth_root, ann_file=str(ann))

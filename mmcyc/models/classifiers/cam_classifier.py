@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmcyc.utils import CAMStore
+from mmcyc.utils import CAMStore, checked_settings
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import (cam_to_mask, class_activation_map, mask_cam_by_label,
                          multi_scale_cam, normalize_cam)
@@ -88,14 +88,14 @@ class CAMClassifier(BaseModel):
 
     @staticmethod
     def _check_test_cfg(cfg: dict) -> dict:
-        cfg = dict(
+        cfg = checked_settings(
             dict(
                 scales=(1.0, 0.5, 1.5, 2.0),
                 flip=True,
                 bg_score=0.2,
                 resize_mode='bilinear',
                 label_source='gt',
-                out_dir=None), **cfg)
+                out_dir=None), cfg)
         if len(cfg['scales']) == 0 or min(cfg['scales']) <= 0:
             raise ValueError('test_cfg.scales must be positive scales, got '
                              f'{cfg["scales"]}')

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from PIL import Image
 
-from mmcyc.utils import CAMStore, cam_name
+from mmcyc.utils import CAMStore, cam_name, checked_settings
 # Imported for their registration: the default configs build them by name.
 from ..heads.affinity_embed_head import AffinityEmbedHead  # noqa: F401
 from ..postprocessors.affinity_rw_postprocessor import \
@@ -100,13 +100,13 @@ class AffinityNet(BaseModel):
 
     @staticmethod
     def _check_test_cfg(cfg: dict) -> dict:
-        cfg = dict(
+        cfg = checked_settings(
             dict(
                 cam_dir=None,
                 mask_dir=None,
                 bg_alpha=16.0,
                 stride=8,
-                rw=dict(type='AffinityRWPostprocessor')), **cfg)
+                rw=dict(type='AffinityRWPostprocessor')), cfg)
         if not cfg['bg_alpha'] > 0:
             raise ValueError(
                 f'test_cfg.bg_alpha must be > 0, got {cfg["bg_alpha"]!r}')

@@ -124,3 +124,11 @@ def test_bad_arguments():
         build(test_cfg=dict(label_source='oracle'))
     with pytest.raises(ValueError, match='in_channels'):
         build(backbone=dict(type='mmpretrain.ResNet', depth=18))
+
+
+def test_misspelled_test_cfg_key_is_refused():
+    """``bg_scor=0.5`` must not leave the default 0.2 silently in force."""
+    with pytest.raises(ValueError, match=r"test_cfg has unknown keys "
+                       r"\['bg_scor'\]; expected some of \['bg_score',"):
+        build(test_cfg=dict(bg_scor=0.5))
+    assert build(test_cfg=dict(bg_score=0.5)).test_cfg['bg_score'] == 0.5

@@ -361,3 +361,9 @@ def test_voc_config_builds_with_psa_hyper_parameters():
     assert load_scores.type == 'LoadAffinityScores'
     assert load_scores.crf == dict(type='DenseCRF')
     assert load_scores.crf_cache_dir
+
+
+def test_misspelled_test_cfg_key_is_refused():
+    with pytest.raises(ValueError, match=r"test_cfg has unknown keys "
+                       r"\['bg_apha'\]"):
+        MODELS.build(model_cfg(test_cfg=dict(bg_apha=8.0)))
