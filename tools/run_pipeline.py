@@ -41,7 +41,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import time
 
@@ -53,7 +52,7 @@ sys.path.insert(0, REPO)
 
 from mmcyc.datasets.synthvoc import (PART_DIR, is_complete,  # noqa: E402
                                      make_synthvoc)
-from mmcyc.utils import atomic_open  # noqa: E402
+from mmcyc.utils import atomic_open, run_child  # noqa: E402
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name)
 from mmcyc.visualization import (add_local_image, draw_curves,  # noqa: E402
@@ -179,7 +178,7 @@ class Pipeline:
         self.logger.info('$ ' + ' '.join(cmd))
         env = dict(os.environ, PYTHONPATH=REPO + os.pathsep +
                    os.environ.get('PYTHONPATH', ''))
-        subprocess.run(cmd, check=True, env=env)
+        run_child(cmd, env=env)
 
     # ------------------------------------------------------------- stages
     def data(self, force: bool) -> None:

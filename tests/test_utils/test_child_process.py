@@ -1,0 +1,79 @@
+"""run_child: a killed parent takes its child's process group with it."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mmcyc.utils import run_child
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+# the parent: run_child on a child that records its pid and the pid of a
+# grandchild (like a dataloader worker), then sleeps
+PARENT = '''
+import sys
+sys.path.insert(0, {repo!r})
+from mmcyc.utils import run_child
+child = ("import os, subprocess, sys, time; "
+         "g = subprocess.Popen([sys.executable, '-c', "
+         "'import time; time.sleep(120)']); "
+         "open({pids!r} + '.tmp', 'w').write(f'{{os.getpid()}} {{g.pid}}'); "
+         "os.replace({pids!r} + '.tmp', {pids!r}); time.sleep(120)")
+run_child([sys.executable, '-c', child])
+'''
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its parent) counts as gone
+    with open(f'/proc/{pid}/stat') as f:
+        return f.read().split(')')[-1].split()[0] != 'Z'
+
+
+def wait_for(predicate, timeout=120.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize('sig, status', [(signal.SIGTERM, 128 + 15),
+                                         (signal.SIGHUP, 128 + 1)])
+def test_killed_parent_stops_the_child_group(tmp_path, sig, status):
+    pids = str(tmp_path / 'pids')
+    parent = subprocess.Popen(
+        [sys.executable, '-c', PARENT.format(repo=REPO, pids=pids)])
+    try:
+        assert wait_for(lambda: os.path.exists(pids)), 'child never started'
+        child, grandchild = map(int, open(pids).read().split())
+        assert alive(child) and alive(grandchild)
+        parent.send_signal(sig)
+        assert parent.wait(timeout=120) == status
+        assert wait_for(lambda: not alive(child) and not alive(grandchild)), \
+            'the child group outlived its parent'
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_failing_child_raises_with_its_status():
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        run_child([sys.executable, '-c', 'raise SystemExit(3)'])
+    assert info.value.returncode == 3
+
+
+def test_child_gets_the_environment(tmp_path):
+    out = tmp_path / 'env'
+    run_child([sys.executable, '-c',
+               f"import os; open({str(out)!r}, 'w').write(os.environ['X_Y'])"],
+              env=dict(os.environ, X_Y='42'))
+    assert out.read_text() == '42'
