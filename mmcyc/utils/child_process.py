@@ -1,10 +1,10 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
-"""Run a stage's tool as a child that does not outlive its parent."""
+"""Run a stage's tools as children that do not outlive their parent."""
 import os
 import signal
 import subprocess
 import time
-from typing import Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -17,20 +17,100 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
+def run_children(jobs: Sequence[Sequence[Sequence[str]]],
+                 env: Optional[Mapping[str, str]] = None,
+                 grace_s: float = 10.0) -> None:
+    """Run jobs concurrently, each a sequence of commands run in order.
+
+    Every command runs in a process group of its own, so that its
+    dataloader workers and launcher children go with it. SIGINT, SIGTERM or
+    SIGHUP to the parent stop every running group (SIGTERM, then SIGKILL
+    for what is left after ``grace_s``) before the parent exits with the
+    signal's conventional status (128 + signal number;
+    ``KeyboardInterrupt`` for SIGINT): ``subprocess.run`` left a stage's
+    training running, writing checkpoints, after the main job was stopped.
+    A command that fails stops the other jobs the same way. SIGKILL of the
+    parent cannot be caught; the groups then need ``kill -- -PGID``.
+
+    Must be called from the main thread (it installs signal handlers).
+
+    Args:
+        jobs (Sequence[Sequence[Sequence[str]]]): The jobs; job ``j`` runs
+            ``jobs[j][0]``, then ``jobs[j][1]`` once that succeeded, ...
+        env (Mapping[str, str], optional): The children's environment.
+        grace_s (float): Seconds between SIGTERM and SIGKILL.
+
+    Raises:
+        subprocess.CalledProcessError: For the first command that exits
+            with a non-zero status (the other jobs are stopped).
+    """
+    pending = [list(job) for job in jobs if len(job)]
+    running: List[Optional[subprocess.Popen]] = [None] * len(pending)
+    started: List[subprocess.Popen] = []
+    received = []
+
+    def start(j: int) -> None:
+        running[j] = subprocess.Popen(
+            list(pending[j].pop(0)),
+            env=None if env is None else dict(env),
+            start_new_session=True)
+        started.append(running[j])
+
+    def stop_all(sig: int) -> None:
+        for proc in running:
+            if proc is not None:
+                signal_group(proc, sig)
+
+    def forward(signum, frame):
+        # no waiting here: the interrupted main loop may hold Popen's lock
+        if not received:
+            stop_all(signal.SIGTERM)
+        received.append((signum, time.monotonic()))
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    failure = None
+    try:
+        for j in range(len(pending)):
+            start(j)
+        while any(proc is not None for proc in running):
+            time.sleep(0.2)
+            if received and time.monotonic() - received[0][1] > grace_s:
+                stop_all(signal.SIGKILL)
+            for j, proc in enumerate(running):
+                if proc is None or proc.poll() is None:
+                    continue
+                if proc.returncode and not received and failure is None:
+                    failure = subprocess.CalledProcessError(
+                        proc.returncode, proc.args)
+                    received.append((None, time.monotonic()))
+                    stop_all(signal.SIGTERM)
+                running[j] = None
+                if pending[j] and not received:
+                    start(j)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for proc in running:  # the parent itself failed: stop the children
+            if proc is not None and proc.poll() is None:
+                signal_group(proc, signal.SIGKILL)
+                proc.wait()
+    if received:  # members that outlived their group's leader
+        for proc in started:
+            signal_group(proc, signal.SIGKILL)
+    if failure is not None:
+        raise failure
+    if received:
+        if received[0][0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + received[0][0])
+
+
 def run_child(cmd: Sequence[str],
               env: Optional[Mapping[str, str]] = None,
               grace_s: float = 10.0) -> None:
-    """Run ``cmd`` in its own process group and wait for it.
+    """Run one command in its own process group and wait for it.
 
-    ``subprocess.run`` leaves a child running when its parent is killed: a
-    stage's training went on writing checkpoints after the main job was
-    stopped. Here the child (with its dataloader workers and any launcher
-    children) gets a process group of its own, and SIGINT, SIGTERM or SIGHUP
-    to the parent stop that whole group before the parent exits with the
-    signal's conventional status (128 + signal number; ``KeyboardInterrupt``
-    for SIGINT): SIGTERM first, SIGKILL for what is left after ``grace_s``.
-    SIGKILL of the parent cannot be caught; the group then needs
-    ``kill -- -PGID``.
+    See :func:`run_children` (one job of one command).
 
     Args:
         cmd (Sequence[str]): The command line.
@@ -41,35 +121,4 @@ def run_child(cmd: Sequence[str],
         subprocess.CalledProcessError: If the child exits with a non-zero
             status.
     """
-    proc = subprocess.Popen(list(cmd), env=None if env is None else dict(env),
-                            start_new_session=True)
-    received = []
-
-    def forward(signum, frame):
-        # no waiting here: the interrupted main loop may hold Popen's lock
-        if not received:
-            signal_group(proc, signal.SIGTERM)
-        received.append((signum, time.monotonic()))
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
-    try:
-        while True:
-            try:
-                returncode = proc.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                if received and time.monotonic() - received[0][1] > grace_s:
-                    signal_group(proc, signal.SIGKILL)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if proc.poll() is None:  # the parent itself failed: stop the child
-            signal_group(proc, signal.SIGKILL)
-            proc.wait()
-    if received:
-        signal_group(proc, signal.SIGKILL)  # members that outlived the leader
-        if received[0][0] == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + received[0][0])
-    if returncode:
-        raise subprocess.CalledProcessError(returncode, list(cmd))
+    run_children([[cmd]], env=env, grace_s=grace_s)

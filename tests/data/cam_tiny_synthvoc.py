@@ -21,4 +21,8 @@ train_cfg = dict(max_epochs=2, val_interval=100)
 param_scheduler = [dict(type='PolyLR', power=0.9, by_epoch=True, begin=0,
                         end=2, convert_to_iter_based=True)]
 default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(max_keep_ckpts=3))
+                     checkpoint=dict(interval=1, max_keep_ckpts=3))
+# the synthetic recipe's weight averaging, started and tracking within the
+# 12 iterations (momentum 0.01 would leave the averaged weights near their
+# initialisation, out of step with the BatchNorm statistics)
+custom_hooks = [dict(type='EMAHook', momentum=0.5, begin_iter=2)]

@@ -77,3 +77,37 @@ def test_child_gets_the_environment(tmp_path):
                f"import os; open({str(out)!r}, 'w').write(os.environ['X_Y'])"],
               env=dict(os.environ, X_Y='42'))
     assert out.read_text() == '42'
+
+
+def test_jobs_run_concurrently_and_in_order(tmp_path):
+    """Two jobs overlap in time; each job's commands run one after another."""
+    from mmcyc.utils.child_process import run_children
+    log = tmp_path / 'log'
+
+    def step(name, sleep):
+        return [sys.executable, '-c',
+                f'import time; t = time.time(); time.sleep({sleep}); '
+                f"open({str(log)!r}, 'a').write(f'{name} {{t}} "
+                f"{{time.time()}}\\n')"]
+
+    run_children([[step('a1', 1.0), step('a2', 0.1)], [step('b1', 1.0)]])
+    spans = {}
+    for line in log.read_text().split('\n'):
+        if line:
+            name, begin, end = line.split()
+            spans[name] = (float(begin), float(end))
+    assert spans['a2'][0] >= spans['a1'][1]  # in order within a job
+    assert spans['b1'][0] < spans['a1'][1]  # the jobs overlap
+
+
+def test_a_failing_job_stops_the_others(tmp_path):
+    from mmcyc.utils.child_process import run_children
+    marker = tmp_path / 'finished'
+    slow = [sys.executable, '-c',
+            f"import time; time.sleep(60); open({str(marker)!r}, 'w')"]
+    fail = [sys.executable, '-c', 'import time; time.sleep(0.5); exit(2)']
+    begin = time.time()
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        run_children([[slow], [fail]])
+    assert info.value.returncode == 2
+    assert time.time() - begin < 30 and not marker.exists()
