@@ -79,16 +79,21 @@ def test_cam_inference_scores_and_resumes(trained, tiny_synthvoc, tmp_path,
     assert second['mIoU'] == pytest.approx(first['mIoU'], abs=0.05)
 
 
-def test_checkpoint_with_wrong_keys_is_refused(tiny_synthvoc, tmp_path,
-                                               python):
+def run_test_tool(python, checkpoint, tmp_path, data_root):
+    """tools/test.py on CONFIG with ``checkpoint``, output captured."""
     import subprocess
-    bad = tmp_path / 'other_model.pth'
-    torch.save({'state_dict': {'fc.weight': torch.zeros(3, 3)}}, bad)
-    proc = subprocess.run(
-        [python, 'tools/test.py', CONFIG, str(bad), '--work-dir',
-         str(tmp_path / 'w'), '--cfg-options', *data_options(tiny_synthvoc)],
+    return subprocess.run(
+        [python, 'tools/test.py', CONFIG, str(checkpoint), '--work-dir',
+         str(tmp_path / 'w'), '--cfg-options', *data_options(data_root)],
         capture_output=True, text=True, cwd=osp.dirname(osp.dirname(
             osp.dirname(osp.abspath(__file__)))))
+
+
+def test_checkpoint_with_wrong_keys_is_refused(tiny_synthvoc, tmp_path,
+                                               python):
+    bad = tmp_path / 'other_model.pth'
+    torch.save({'state_dict': {'fc.weight': torch.zeros(3, 3)}}, bad)
+    proc = run_test_tool(python, bad, tmp_path, tiny_synthvoc)
     assert proc.returncode != 0
     assert 'other_model.pth does not match CAMClassifier' in proc.stderr
     assert 'fc.weight' in proc.stderr
@@ -137,8 +142,6 @@ def test_checkpoint_with_wrong_shapes_is_refused(tiny_synthvoc, tmp_path,
                                                  python):
     """Same keys, one tensor of another shape: mmengine would skip it and
     score the random initialisation; test.py must refuse before loading."""
-    import subprocess
-
     from mmengine.config import Config
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
@@ -152,11 +155,7 @@ def test_checkpoint_with_wrong_shapes_is_refused(tiny_synthvoc, tmp_path,
     state_dict[key] = torch.zeros([shape[0] + 1] + shape[1:])
     bad = tmp_path / 'narrower.pth'
     torch.save({'state_dict': state_dict}, bad)
-    proc = subprocess.run(
-        [python, 'tools/test.py', CONFIG, str(bad), '--work-dir',
-         str(tmp_path / 'w'), '--cfg-options', *data_options(tiny_synthvoc)],
-        capture_output=True, text=True, cwd=osp.dirname(osp.dirname(
-            osp.dirname(osp.abspath(__file__)))))
+    proc = run_test_tool(python, bad, tmp_path, tiny_synthvoc)
     assert proc.returncode != 0
     assert 'narrower.pth does not match CAMClassifier' in proc.stderr
     assert '1 tensors of another shape' in proc.stderr
