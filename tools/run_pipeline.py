@@ -28,6 +28,10 @@ Stages (each a call of the stage's own tool, as a user would run it):
    pseudo masks of train_aug (``tools/train.py``) and score it on val
    against the real masks (``tools/test.py``).
 
+Stages 4-6 (CyCSNet and what uses it) and stage 7 (AffinityNet, which
+needs only the stage-1 CAMs) are independent: they run as two lanes, each a
+child ``run_pipeline.py --only ...`` with half the CPU threads.
+
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
 ``--from STAGE`` reruns that stage and every later one. The measured rows go
@@ -51,6 +55,9 @@ from mmengine.logging import MMLogger
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from mmcyc.apis.part_recall import (evaluate_part_recall,  # noqa: E402
+                                    save_part_recall)
+from mmcyc.datasets import read_image_names  # noqa: E402
 from mmcyc.datasets.synthvoc import (PART_DIR, is_complete,  # noqa: E402
                                      make_synthvoc)
 from mmcyc.utils import atomic_open  # noqa: E402
@@ -62,6 +69,8 @@ from mmcyc.visualization import (add_local_image, draw_curves,  # noqa: E402
 
 STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr', 'refine',
           'aff_train', 'rw', 'seg')
+# independent runs of stages, run concurrently (each lane's stages in order)
+LANES = (('cyc_train', 'corr', 'refine'), ('aff_train', ))
 # pseudo-mask folder (WORK/pseudo_masks/<name>) -> its results.json row
 SEG_ROWS = {'rw_cyc': 'seg_val', 'rw': 'seg_val_rw'}
 
@@ -145,6 +154,16 @@ def parse_args():
         dest='from_stage',
         choices=STAGES,
         help='rerun this stage and all later ones')
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        choices=STAGES,
+        help='run only these stages, in pipeline order (how the main job '
+        'runs its lanes; results.json is then not written)')
+    parser.add_argument(
+        '--sequential',
+        action='store_true',
+        help='run the lanes (stages 4-6 and 7) one after the other')
     return parser.parse_args()
 
 
@@ -180,7 +199,9 @@ class Pipeline:
         """The command line of one of the repository's tools."""
         return [sys.executable, osp.join(REPO, 'tools', tool), *args]
 
-    def run_jobs(self, jobs: Sequence[Sequence[List[str]]]) -> None:
+    def run_jobs(self,
+                 jobs: Sequence[Sequence[List[str]]],
+                 grace_s: float = 10.0) -> None:
         """Run independent jobs (each a list of commands) concurrently.
 
         The CPU threads are shared out: each of the n jobs gets
@@ -204,7 +225,7 @@ class Pipeline:
             for cmd in job:
                 prefix = f'[job {j + 1}/{len(jobs)}] ' if len(jobs) > 1 else ''
                 self.logger.info(f'{prefix}$ ' + ' '.join(cmd))
-        run_children(jobs, env=env)
+        run_children(jobs, env=env, grace_s=grace_s)
 
     def run_tool(self, tool: str, *args: str) -> None:
         self.run_jobs([[self.tool_cmd(tool, *args)]])
@@ -289,9 +310,16 @@ class Pipeline:
         metrics = self.path('metrics', f'recall_{cams}_train.json')
         if self.scored(metrics, force, f'recall of {cams} on train done'):
             return
-        self.run_tool('analysis_tools/part_recall.py', self.data_root,
-                      self.path('cams', cams), '--split',
-                      'ImageSets/Segmentation/train.txt', '--out', metrics)
+        # in this process: a tool would spend longer starting than counting
+        names = read_image_names(
+            osp.join(self.data_root, 'ImageSets', 'Segmentation',
+                     'train.txt'))
+        result = evaluate_part_recall(self.data_root, self.path('cams', cams),
+                                      names)
+        save_part_recall(result, metrics)
+        self.logger.info(
+            f'recall of {cams} on train: ' + ', '.join(
+                f'{k} {result[k]:.1f} %' for k in ('salient', 'weak', 'body')))
 
     def cam_infer(self, force: bool) -> None:
         cam_dir = self.path('cams', 'cam')
@@ -592,21 +620,51 @@ def write_results(rows: dict, work_dir: str) -> str:
     return table
 
 
+def lane_cmd(args, lane: Sequence[str]) -> List[str]:
+    """The command that runs one lane: this tool with ``--only``."""
+    cmd = [sys.executable, osp.abspath(__file__), '--config', args.config,
+           '--work-dir', args.work_dir, '--data-root', args.data_root,
+           '--only', *lane]
+    if args.seed is not None:
+        cmd += ['--seed', str(args.seed)]
+    if args.from_stage:
+        cmd += ['--from', args.from_stage]
+    return cmd
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     check_pipeline_config(cfg)
-    work_dir = osp.abspath(args.work_dir)
+    args.work_dir = work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
     root = cfg.data.root if args.seed is None else \
         f'{cfg.data.root}_seed{args.seed}'
-    data_root = osp.abspath(args.data_root or osp.join(REPO, root))
+    args.data_root = data_root = osp.abspath(
+        args.data_root or osp.join(REPO, root))
+    # appended to: a resumed run keeps the log of what it resumes, and the
+    # lanes write to it at the same time
     logger = MMLogger.get_instance(
-        'mmcyc_pipeline', log_file=osp.join(work_dir, 'pipeline.log'))
+        'mmcyc_pipeline', log_file=osp.join(work_dir, 'pipeline.log'),
+        file_mode='a')
     pipeline = Pipeline(cfg, work_dir, data_root, logger, args.seed)
     first_forced = STAGES.index(args.from_stage) if args.from_stage else None
+    lanes = {stage: lane for lane in LANES for stage in lane}
     start = time.time()
     for index, stage in enumerate(STAGES):
+        if args.only and stage not in args.only:
+            continue
+        if not args.only and not args.sequential and stage in lanes:
+            if stage != LANES[0][0]:
+                continue  # ran in its lane
+            logger.info(f'stages {", ".join(sorted(lanes))} in lanes: ' +
+                        ' | '.join(' -> '.join(lane) for lane in LANES))
+            stage_start = time.time()
+            # the lanes stop their own tools on a signal: a longer grace
+            pipeline.run_jobs([[lane_cmd(args, lane)] for lane in LANES],
+                              grace_s=20.0)
+            logger.info(f'lanes done in {time.time() - stage_start:.0f} s')
+            continue
         force = first_forced is not None and index >= first_forced
         logger.info(f'[{index + 1}/{len(STAGES)}] stage {stage}'
                     f'{" (forced)" if force else ""}')
@@ -614,6 +672,8 @@ def main():
         getattr(pipeline, stage)(force)
         logger.info(f'[{index + 1}/{len(STAGES)}] stage {stage} done in '
                     f'{time.time() - stage_start:.0f} s')
+    if args.only:
+        return
     rows = pipeline.collect()
     table = write_results(rows, work_dir)
     logger.info(f'pipeline done in {time.time() - start:.0f} s; '

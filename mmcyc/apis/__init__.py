@@ -9,9 +9,9 @@ __all__ = [
     'load_cycsnet',
     'sample_pairs'
 ]
-from .part_recall import evaluate_part_recall  # noqa: E402
+from .part_recall import evaluate_part_recall, save_part_recall  # noqa: E402
 
-__all__ += ['evaluate_part_recall']
+__all__ += ['evaluate_part_recall', 'save_part_recall']
 from .features import forward_features  # noqa: E402
 
 __all__ += ['forward_features']

@@ -1,5 +1,7 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """CAM recall on salient parts, weak parts and bodies of a SynthVOC split."""
+import json
+import math
 import os.path as osp
 from typing import Dict, List
 
@@ -9,7 +11,7 @@ from mmcyc.datasets.synthvoc import load_part_map
 from mmcyc.evaluation.functional.part_recall import (REGIONS,
                                                      part_recall_counts,
                                                      recall_percent)
-from mmcyc.utils import CAMStore
+from mmcyc.utils import CAMStore, atomic_open
 
 
 def evaluate_part_recall(data_root: str,
@@ -55,3 +57,20 @@ def evaluate_part_recall(data_root: str,
     result.update({f'{k}_pixels': v[1] for k, v in totals.items()})
     result['cam_dir'] = osp.abspath(cam_dir)
     return result
+
+
+def save_part_recall(result: Dict[str, float], path: str) -> None:
+    """Write :func:`evaluate_part_recall`'s result as JSON, atomically.
+
+    A region kind without pixels has no recall (NaN): written as ``null``.
+
+    Args:
+        result (dict): The result of :func:`evaluate_part_recall`.
+        path (str): The JSON file.
+    """
+    result = {
+        k: None if isinstance(v, float) and math.isnan(v) else v
+        for k, v in result.items()
+    }
+    with atomic_open(path, 'w') as f:
+        json.dump(result, f, indent=2)

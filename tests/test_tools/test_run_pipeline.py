@@ -231,3 +231,30 @@ def test_config_typo_stops_before_any_stage(tmp_path, python, typo, message):
     assert proc.returncode != 0
     assert f'{config}: ' in proc.stderr and message in proc.stderr
     assert not data.exists()  # no stage ran
+
+
+def test_lanes_ran_concurrently(pipeline_run):
+    """Stages 4-6 and stage 7 ran as two child pipelines at the same time:
+    AffinityNet's training started before the CyCSNet lane finished."""
+    work, _, _ = pipeline_run
+    log = (work / 'work' / 'pipeline.log').read_text().splitlines()
+
+    def first(text):
+        return next(i for i, line in enumerate(log) if text in line)
+
+    lanes = first('in lanes: cyc_train -> corr -> refine | aff_train')
+    aff_start = first('stage aff_train')
+    refine_done = first('stage refine done')
+    assert lanes < aff_start < refine_done < first('lanes done in')
+    assert first('stage rw') > first('stage aff_train done')
+
+
+def test_only_runs_the_named_stages(tmp_path, run_tool, python):
+    """``--only data`` generates the data and nothing else, and writes no
+    results (the main job's lanes run this way)."""
+    work, data = tmp_path / 'work', tmp_path / 'data'
+    run_tool(python, 'tools/run_pipeline.py', '--config', CONFIG,
+             '--work-dir', str(work), '--data-root', str(data), '--only',
+             'data')
+    assert (data / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
+    assert sorted(p.name for p in work.iterdir()) == ['pipeline.log']

@@ -9,13 +9,10 @@ Prints the share of each region kind's pixels where the CAM of the pixel's
 class is above the background score (``mmcyc.apis.evaluate_part_recall``).
 """
 import argparse
-import json
-import math
 import os.path as osp
 
-from mmcyc.apis.part_recall import evaluate_part_recall
+from mmcyc.apis.part_recall import evaluate_part_recall, save_part_recall
 from mmcyc.datasets import read_image_names
-from mmcyc.utils import atomic_open
 
 
 def parse_args():
@@ -40,13 +37,8 @@ def main():
                                   progress=True)
     print(f"\nrecall at bg {args.bg_score}: salient {result['salient']:.1f} "
           f"%, weak {result['weak']:.1f} %, body {result['body']:.1f} %")
-    if args.out:  # a region kind without pixels has no recall: null
-        result = {
-            k: None if isinstance(v, float) and math.isnan(v) else v
-            for k, v in result.items()
-        }
-        with atomic_open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+    if args.out:
+        save_part_recall(result, args.out)
 
 
 if __name__ == '__main__':
