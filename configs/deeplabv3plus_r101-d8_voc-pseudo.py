@@ -47,3 +47,7 @@ train_dataloader = dict(
 # val / test: the base config's VOC val with SegmentationClass, IoUMetric.
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# checkpoints written through a rename (mmcyc.fileio.AtomicLocalBackend): a
+# kill while saving leaves no truncated iter_N.pth
+default_hooks = dict(
+    checkpoint=dict(backend_args=dict(backend='atomic_local')))

@@ -91,5 +91,8 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
-    logger=dict(interval=120), checkpoint=dict(interval=max_iters))
+    logger=dict(interval=120),
+    # atomic checkpoint writes (mmcyc.fileio.AtomicLocalBackend)
+    checkpoint=dict(
+        interval=max_iters, backend_args=dict(backend='atomic_local')))
 randomness = dict(seed=0)

@@ -7,7 +7,7 @@ registries (``mmseg.registry.MODELS``, ``DATASETS``, ``TRANSFORMS``,
 ``custom_imports=dict(imports=['mmcyc'], allow_failed_imports=False)``.
 """
 from .version import __version__
-from . import (datasets, engine, evaluation, models, utils,  # noqa: F401,E402
-               visualization)
+from . import (datasets, engine, evaluation, fileio,  # noqa: F401,E402
+               models, utils, visualization)
 
 __all__ = ['__version__']

@@ -60,6 +60,8 @@ from mmcyc.apis.part_recall import (evaluate_part_recall,  # noqa: E402
 from mmcyc.datasets import read_image_names  # noqa: E402
 from mmcyc.datasets.synthvoc import (PART_DIR, is_complete,  # noqa: E402
                                      make_synthvoc)
+from mmcyc.fileio import (is_complete_checkpoint,  # noqa: E402
+                          repair_resume_point)
 from mmcyc.utils import atomic_open  # noqa: E402
 from mmcyc.utils.child_process import run_children  # noqa: E402
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
@@ -268,12 +270,16 @@ class Pipeline:
         work = work or self.path(stage)
         if force and osp.isdir(work):
             shutil.rmtree(work)
-        if osp.isfile(self.final_checkpoint(stage, work)):
+        final = self.final_checkpoint(stage, work)
+        if is_complete_checkpoint(final):
             self.logger.info(f'{stage}: final checkpoint exists in {work}, '
                              'skipped')
             return []
-        resume = ['--resume'] if osp.isfile(
-            osp.join(work, 'last_checkpoint')) else []
+        if osp.isfile(final):  # cut short by a kill: not a finished stage
+            self.logger.warning(f'{stage}: {final} is not a whole checkpoint'
+                                ' (cut short while written); removed')
+            os.remove(final)
+        resume = ['--resume'] if repair_resume_point(work) else []
         config = self.stage_config(stage)
         seed = [f'randomness.seed={self.seed}'] if self.seed is not None \
             else []

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
+from mmcyc.fileio import repair_resume_point
 
 
 def parse_args():
@@ -76,6 +77,12 @@ def main():
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     cfg.resume = args.resume
+    if args.resume and int(os.environ.get('RANK', 0)) == 0:
+        # a checkpoint cut short by a kill is not resumed from
+        resumed = repair_resume_point(cfg.work_dir)
+        print_log(f'resuming from {resumed}' if resumed else
+                  f'no whole checkpoint in {cfg.work_dir}: training afresh',
+                  logger='current')
     setup_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \

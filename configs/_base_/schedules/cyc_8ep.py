@@ -15,8 +15,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # written through a rename (mmcyc.fileio.AtomicLocalBackend): a kill
+    # while saving leaves no truncated epoch_N.pth
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
-                    max_keep_ckpts=2),
+                    max_keep_ckpts=2,
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
     # beta2 of DCFS (Eq. 9): starts at 0, momentum kappa = 0.95, averaged
