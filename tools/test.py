@@ -13,9 +13,8 @@ from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
-from mmcyc.models.utils.psa_keys import (check_state_dict_keys,
-                                         shape_mismatches)
 from mmcyc.utils import atomic_open
+from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 
 
 def parse_args():
@@ -62,23 +61,18 @@ def load_checked(runner: Runner, checkpoint: str) -> None:
 
     mmengine loads with ``strict=False`` and only logs mismatches (a tensor
     of another shape is skipped, leaving the random initialisation); testing
-    a checkpoint of another model must fail instead. The shapes are checked
-    before anything is loaded.
+    a checkpoint of another model must fail instead. The file is read once,
+    checked, and its state dict loaded strictly.
     """
     loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
     model = getattr(runner.model, 'module', runner.model)
-    state_dict = loaded.get('state_dict', loaded) if isinstance(
-        loaded, dict) else loaded
-    missing, unexpected = check_state_dict_keys(model, state_dict)
-    mismatched = shape_mismatches(model, state_dict)
-    if missing or unexpected or mismatched:
-        raise ValueError(
-            f'checkpoint {checkpoint} does not match {type(model).__name__} '
-            f'of config {runner.cfg.filename}: {len(missing)} missing keys '
-            f'{missing[:8]}, {len(unexpected)} unexpected keys '
-            f'{unexpected[:8]}, {len(mismatched)} tensors of another shape '
-            f'{mismatched[:4]}')
-    runner.load_checkpoint(checkpoint, map_location='cpu')
+    state_dict = unwrap_state_dict(loaded, checkpoint)
+    check_state_dict(model, state_dict, f'checkpoint {checkpoint}',
+                     f'{type(model).__name__} of config {runner.cfg.filename}')
+    # as Runner.load_checkpoint: hooks see the checkpoint, then the weights
+    runner.call_hook('after_load_checkpoint', checkpoint=loaded)
+    model.load_state_dict(state_dict, strict=False)
+    runner.logger.info(f'Load checkpoint from {checkpoint}')
 
 
 def drop_ema_hooks(cfg: Config) -> None:

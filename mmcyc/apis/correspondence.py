@@ -40,9 +40,8 @@ from mmcyc.datasets.synthvoc import NUM_PARTS, decode_part_map, load_part_map
 from mmcyc.evaluation.functional.correspondence import (
     MIN_FRACTION, cells_to_grid, correspondence_hits, correspondence_summary,
     part_cells, reference_mask)
-from mmcyc.models.utils.psa_keys import check_state_dict_keys, \
-    unwrap_state_dict
 from mmcyc.utils import CAMStore, cam_name
+from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 
 Pair = Tuple[str, str]
 
@@ -159,12 +158,7 @@ def load_cycsnet(model_cfg: dict,
     model = MODELS.build(model_cfg)
     loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
     state_dict = unwrap_state_dict(loaded, checkpoint)
-    missing, unexpected = check_state_dict_keys(model, state_dict)
-    if missing or unexpected:
-        raise ValueError(
-            f'checkpoint {checkpoint} does not match {type(model).__name__}: '
-            f'{len(missing)} missing keys {missing[:8]}, {len(unexpected)} '
-            f'unexpected keys {unexpected[:8]}')
+    check_state_dict(model, state_dict, f'checkpoint {checkpoint}')
     model.load_state_dict(state_dict, strict=False)
     return model.to(device).eval()
 

@@ -197,6 +197,22 @@ def test_wrong_checkpoint_is_named(stage_inputs):
         load_cycsnet(Config.fromfile(CONFIG).model)
 
 
+def test_cycsnet_checkpoint_of_another_width_is_refused(stage_inputs,
+                                                        tmp_path):
+    """Same keys, one tensor of another shape: refused, not half-loaded."""
+    _, cyc, _, _ = stage_inputs
+    loaded = torch.load(cyc, map_location='cpu', weights_only=False)
+    key = next(k for k in loaded['state_dict'] if k.endswith('conv1a.weight'))
+    weight = loaded['state_dict'][key]
+    loaded['state_dict'][key] = weight[:1]
+    path = str(tmp_path / 'narrower.pth')
+    torch.save(loaded, path)
+    with pytest.raises(ValueError, match=f'checkpoint {path} does not match'
+                       rf".*1 shape mismatches \['{key}: checkpoint "
+                       rf'\(1, {weight.shape[1]}'):
+        load_cycsnet(Config.fromfile(CONFIG).model, checkpoint=path)
+
+
 def test_load_cycsnet_from_the_classifier(stage_inputs):
     """``classifier_checkpoint``: F and C are the classifier's, read by
     ``init_weights()`` (building reads no file)."""

@@ -329,8 +329,8 @@ def test_strict_loader_lists_wrong_keys(tmp_path):
         load_checkpoint_strict(backbone, path)
     message = str(err.value)
     assert 'wrong.pth' in message
-    assert 'missing keys (1): b6.conv_branch1.weight' in message
-    assert 'unexpected keys (1): b6.conv_branch9.weight' in message
+    assert "1 missing keys ['b6.conv_branch1.weight']" in message
+    assert "1 unexpected keys ['b6.conv_branch9.weight']" in message
     assert 'conv1a.weight: checkpoint (1, 3, 3, 3)' in message
     missing, unexpected = check_state_dict_keys(backbone, state_dict)
     assert missing == ['b6.conv_branch1.weight']

@@ -158,5 +158,5 @@ def test_checkpoint_with_wrong_shapes_is_refused(tiny_synthvoc, tmp_path,
     proc = run_test_tool(python, bad, tmp_path, tiny_synthvoc)
     assert proc.returncode != 0
     assert 'narrower.pth does not match CAMClassifier' in proc.stderr
-    assert '1 tensors of another shape' in proc.stderr
+    assert '1 shape mismatches' in proc.stderr
     assert f'{key}: checkpoint ({shape[0] + 1}' in proc.stderr

@@ -10,10 +10,9 @@ from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import cam_to_grid, mask_cam_by_label, normalize_cam
-from ..utils.psa_keys import (check_state_dict_keys, shape_mismatches,
-                              unwrap_state_dict)
 
 SampleList = List[SegDataSample]
 
@@ -69,15 +68,9 @@ def load_classifier(classifier: nn.Module,
         ValueError: Naming the checkpoint and the first missing keys,
             unexpected keys and shape mismatches (both shapes).
     """
-    missing, unexpected = check_state_dict_keys(classifier, state_dict)
-    mismatched = shape_mismatches(classifier, state_dict)
-    if missing or unexpected or mismatched:
-        raise ValueError(
-            f'cam_classifier_checkpoint {checkpoint} does not match the '
-            f'cam_classifier config: {len(missing)} missing keys '
-            f'{missing[:6]}, {len(unexpected)} unexpected keys '
-            f'{unexpected[:6]}, {len(mismatched)} shape mismatches '
-            f'{mismatched[:4]}')
+    check_state_dict(classifier, state_dict,
+                     f'cam_classifier_checkpoint {checkpoint}',
+                     'the cam_classifier config')
     classifier.load_state_dict(state_dict, strict=False)
 
 
@@ -109,15 +102,13 @@ def load_backbone_from_classifier(backbone: nn.Module,
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
     }
-    missing, unexpected = check_state_dict_keys(backbone, state_dict)
-    mismatched = shape_mismatches(backbone, state_dict)
-    if missing or mismatched:
-        raise ValueError(
-            f'classifier checkpoint {checkpoint} does not match the CyCSNet '
-            f'backbone {type(backbone).__name__}: {len(missing)} missing keys '
-            f'{missing[:6]}, {len(mismatched)} shape mismatches '
-            f'{mismatched[:4]}; expected a CAM classifier of the same '
-            f'architecture (keys "{prefix}*")')
+    check_state_dict(
+        backbone, state_dict, f'classifier checkpoint {checkpoint}',
+        f'the CyCSNet backbone {type(backbone).__name__}',
+        allow_unexpected=True,
+        hint='; expected a CAM classifier of the same architecture (keys '
+        f'"{prefix}*")')
+    unexpected = sorted(set(state_dict) - set(backbone.state_dict()))
     own = backbone.state_dict()
     backbone.load_state_dict(
         {k: v for k, v in state_dict.items() if k in own}, strict=False)

@@ -29,6 +29,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmcyc.utils.state_dict_check import (check_state_dict,  # noqa: F401
+                                          check_state_dict_keys,
+                                          shape_mismatches,
+                                          unwrap_state_dict)
 from .mxnet_params import is_mxnet_params, load_mxnet_params
 
 BACKBONE_PREFIX = 'backbone.'
@@ -148,31 +152,6 @@ def _unknown_keys_error(source: str, layout: str,
         f'{source}: {len(unknown)} key(s) fit no rule of the psa {layout!r} '
         f'layout: {", ".join(unknown)}. Check the layout (imagenet / cls / '
         'aff) or pass allow_unknown=True (--allow-unknown) to drop them.')
-
-
-def unwrap_state_dict(checkpoint: Mapping,
-                      source: str = '<checkpoint>') -> 'OrderedDict':
-    """Return the state dict of a bare state dict or ``{'state_dict': ..}``.
-
-    A ``module.`` prefix (``DataParallel``) is stripped from every key.
-
-    Args:
-        checkpoint (Mapping): Loaded checkpoint.
-        source (str): Name used in error messages.
-
-    Returns:
-        OrderedDict[str, Tensor]: The state dict.
-    """
-    if 'state_dict' in checkpoint:
-        checkpoint = checkpoint['state_dict']
-    bad = [k for k, v in checkpoint.items() if not torch.is_tensor(v)]
-    if bad:
-        raise ValueError(
-            f'{source}: expected a state dict or {{"state_dict": ...}}, but '
-            f'these entries are not tensors: {", ".join(map(str, bad[:10]))}')
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in checkpoint.items())
 
 
 def detect_layout(keys) -> str:
@@ -390,53 +369,6 @@ def convert_checkpoint(src: str,
     return report
 
 
-def check_state_dict_keys(
-    model: nn.Module,
-    state_dict: Mapping[str, torch.Tensor],
-    ignore_missing: Tuple[str, ...] = ('num_batches_tracked', )
-) -> Tuple[List[str], List[str]]:
-    """Compare a state dict's keys with a model's.
-
-    Args:
-        model (nn.Module): Model to load into.
-        state_dict (Mapping[str, Tensor]): Candidate state dict.
-        ignore_missing (tuple[str]): Suffixes of model keys whose absence
-            is harmless (BatchNorm's ``num_batches_tracked``, which
-            ``BatchNorm`` fills in when loading). Defaults to
-            ('num_batches_tracked',).
-
-    Returns:
-        tuple[list[str], list[str]]: Sorted missing keys (in the model, not
-        in the state dict) and unexpected keys (the other way round).
-    """
-    model_keys = set(model.state_dict())
-    missing = sorted(
-        k for k in model_keys - set(state_dict)
-        if not k.endswith(tuple(ignore_missing)))
-    unexpected = sorted(set(state_dict) - model_keys)
-    return missing, unexpected
-
-
-def shape_mismatches(model: nn.Module,
-                     state_dict: Mapping[str, torch.Tensor]) -> List[str]:
-    """The keys of a state dict whose tensor shape differs from the model's.
-
-    Args:
-        model (nn.Module): Model to load into.
-        state_dict (Mapping[str, Tensor]): Candidate state dict.
-
-    Returns:
-        list[str]: ``'key: checkpoint (shape) vs model (shape)'`` for every
-        key of both whose shapes differ, in the state dict's order.
-    """
-    own = model.state_dict()
-    return [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-
-
 def load_checkpoint_strict(model: nn.Module,
                            filename: str,
                            map_location: str = 'cpu',
@@ -468,15 +400,6 @@ def load_checkpoint_strict(model: nn.Module,
         state_dict = OrderedDict((k[len(prefix):], v)
                                  for k, v in state_dict.items()
                                  if k.startswith(prefix))
-    missing, unexpected = check_state_dict_keys(model, state_dict)
-    mismatched = shape_mismatches(model, state_dict)
-    if missing or unexpected or mismatched:
-        parts = [f'{filename} does not match {type(model).__name__}']
-        for title, keys in (('missing keys', missing), ('unexpected keys',
-                                                        unexpected),
-                            ('shape mismatches', mismatched)):
-            if keys:
-                parts.append(f'{title} ({len(keys)}): {", ".join(keys)}')
-        raise ValueError('; '.join(parts))
+    check_state_dict(model, state_dict, filename)
     model.load_state_dict(state_dict, strict=False)
     return checkpoint
