@@ -64,6 +64,9 @@ from mmcyc.fileio import (is_complete_checkpoint,  # noqa: E402
                           repair_resume_point)
 from mmcyc.utils import atomic_open  # noqa: E402
 from mmcyc.utils.child_process import run_children  # noqa: E402
+from mmcyc.utils.manifest import (config_digest,  # noqa: E402
+                                  describe_mismatch, make_key,
+                                  manifest_matches, write_manifest)
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name)
 from mmcyc.visualization import (add_local_image, draw_curves,  # noqa: E402
@@ -73,6 +76,32 @@ STAGES = ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr', 'refine',
           'aff_train', 'rw', 'seg')
 # independent runs of stages, run concurrently (each lane's stages in order)
 LANES = (('cyc_train', 'corr', 'refine'), ('aff_train', ))
+# provenance: the stages whose outputs each stage reads, and the pipeline
+# config entries that set it; a stage's key (WORK/manifests/<stage>.json)
+# is made of these, its stage config as resolved, seed and data root, and
+# its inputs' keys, so a change anywhere upstream remakes what follows
+STAGE_INPUTS = {
+    'data': (),
+    'cam_train': ('data', ),
+    'cam_infer': ('cam_train', ),
+    'cyc_train': ('cam_train', ),
+    'corr': ('cyc_train', 'cam_infer'),
+    'refine': ('cyc_train', 'cam_infer'),
+    'aff_train': ('cam_infer', ),
+    'rw': ('aff_train', 'refine'),
+    'seg': ('rw', ),
+}
+STAGE_ENTRIES = {
+    'data': ('data', ),
+    'cam_train': ('cam', ),
+    'cam_infer': ('cam', ),
+    'cyc_train': ('cyc', ),
+    'corr': ('cyc', ),
+    'refine': ('cyc', 'refine'),
+    'aff_train': ('aff', ),
+    'rw': ('aff', ),
+    'seg': ('seg', ),
+}
 # pseudo-mask folder (WORK/pseudo_masks/<name>) -> its results.json row
 SEG_ROWS = {'rw_cyc': 'seg_val', 'rw': 'seg_val_rw'}
 
@@ -183,11 +212,80 @@ class Pipeline:
         self.work_dir = work_dir
         self.data_root = data_root
         self.logger = logger
+        self._keys = {}  # stage -> key, computed once its inputs are done
 
     # -------------------------------------------------------------- paths
     def path(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
 
+    # --------------------------------------------------------- provenance
+    def manifest_path(self, stage: str) -> str:
+        return self.path('manifests', f'{stage}.json')
+
+    def stage_parts(self, stage: str) -> dict:
+        """What a stage's output is made from (its key's parts).
+
+        Raises:
+            RuntimeError: If a stage it reads is not done with the key it
+                would have now (``--only`` before its inputs).
+        """
+        upstream = {}
+        for name in STAGE_INPUTS[stage]:
+            path, key = self.manifest_path(name), self.stage_key(name)
+            if not manifest_matches(path, key):
+                raise RuntimeError(
+                    f'stage {stage} reads the outputs of {name}, which is '
+                    f'not done with the current inputs '
+                    f'({describe_mismatch(path, key)}); run it first')
+            upstream[name] = key
+        entries = {e: self.cfg[e].to_dict() for e in STAGE_ENTRIES[stage]}
+        configs = {
+            e: config_digest(self.stage_config(e))
+            for e in STAGE_ENTRIES[stage] if 'config' in self.cfg[e]
+        }
+        return dict(stage=stage, seed=self.seed, data_root=self.data_root,
+                    entries=entries, configs=configs, inputs=upstream)
+
+    def stage_key(self, stage: str) -> str:
+        if stage not in self._keys:
+            self._keys[stage] = make_key(self.stage_parts(stage))
+        return self._keys[stage]
+
+    def stage_done(self, stage: str) -> bool:
+        """Whether a stage's manifest is 'done' with its current key."""
+        try:
+            key = self.stage_key(stage)
+        except RuntimeError:
+            return False
+        return manifest_matches(self.manifest_path(stage), key)
+
+    def run_stage(self, stage: str, forced: bool) -> None:
+        """Run a stage unless its outputs are done with its current key.
+
+        Outputs made from other inputs (another key), or without a manifest
+        (an older mmcyc), are removed and made afresh; a stage left
+        'started' with the current key continues from what it left (a
+        training resumes). ``data`` checks its own meta instead (a dataset
+        is regenerated only when its arguments differ).
+        """
+        path = self.manifest_path(stage)
+        key = self.stage_key(stage)
+        # data checks its own meta every time (it may be changed by hand)
+        if stage != 'data' and not forced and manifest_matches(path, key):
+            self.logger.info(f'{stage}: done with the current inputs '
+                             f'(manifest {key}), skipped')
+            return
+        force = forced
+        if stage != 'data' and not forced and \
+                not manifest_matches(path, key, 'started'):
+            why = describe_mismatch(path, key)
+            self.logger.info(f'{stage}: {why}: its outputs are made afresh')
+            force = True
+        write_manifest(path, key, 'started', self.stage_parts(stage))
+        getattr(self, stage)(force)
+        write_manifest(path, key, 'done', self.stage_parts(stage))
+
+    # -------------------------------------------------------------- paths
     def stage_config(self, name: str) -> str:
         config = self.cfg[name]['config']
         return config if osp.isabs(config) else osp.join(REPO, config)
@@ -507,6 +605,10 @@ class Pipeline:
     def seg(self, force: bool) -> None:
         """Train the stage-5 model on each pseudo-mask folder, score val."""
         config = self.stage_config('seg')
+        if force:  # models and scores of folders no longer listed go too
+            shutil.rmtree(self.path('seg'), ignore_errors=True)
+            for metrics in glob.glob(self.path('metrics', 'seg_*_val.json')):
+                os.remove(metrics)
         jobs = []
         for name in self.cfg.seg.get('pseudo_masks', ('rw_cyc', )):
             if name not in SEG_ROWS:
@@ -663,6 +765,12 @@ def main():
         if not args.only and not args.sequential and stage in lanes:
             if stage != LANES[0][0]:
                 continue  # ran in its lane
+            forced = first_forced is not None and \
+                first_forced <= STAGES.index(LANES[0][0])
+            if not forced and all(pipeline.stage_done(s) for s in lanes):
+                logger.info(f'stages {", ".join(sorted(lanes))}: done with '
+                            'the current inputs, skipped')
+                continue
             logger.info(f'stages {", ".join(sorted(lanes))} in lanes: ' +
                         ' | '.join(' -> '.join(lane) for lane in LANES))
             stage_start = time.time()
@@ -675,7 +783,7 @@ def main():
         logger.info(f'[{index + 1}/{len(STAGES)}] stage {stage}'
                     f'{" (forced)" if force else ""}')
         stage_start = time.time()
-        getattr(pipeline, stage)(force)
+        pipeline.run_stage(stage, force)
         logger.info(f'[{index + 1}/{len(STAGES)}] stage {stage} done in '
                     f'{time.time() - stage_start:.0f} s')
     if args.only:

@@ -132,17 +132,48 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
         first = json.load(f)
     proc = run_tool(*args)
     log = proc.stdout + proc.stderr
-    assert 'is complete, skipped' in log
-    assert 'cam: final checkpoint exists' in log
-    assert 'cam_infer: train scored, skipped' in log
-    assert 'refine: train refined and scored, skipped' in log
-    assert 'aff: final checkpoint exists' in log
-    assert 'rw: rw_cyc of train_aug scored, skipped' in log
-    assert 'seg: model on rw scored, skipped' in log
-    for tool in ('train.py', 'test.py', 'refine_cam.py'):
-        assert f'tools/{tool}' not in log
+    assert 'is complete, skipped' in log  # data: its own meta checked
+    # every stage's manifest is 'done' with the key it would have now
+    for stage in ('cam_train', 'cam_infer', 'rw', 'seg'):
+        assert f'{stage}: done with the current inputs' in log
+    assert ('stages aff_train, corr, cyc_train, refine: done with the '
+            'current inputs, skipped') in log
+    for tool in ('train.py', 'test.py', 'refine_cam.py', 'run_pipeline.py'):
+        assert f'tools/{tool}' not in log  # no child ran
     with open(work / 'work' / 'results.json') as f:
         assert json.load(f) == first
+    for stage in ('data', 'cam_train', 'cam_infer', 'cyc_train', 'corr',
+                  'refine', 'aff_train', 'rw', 'seg'):
+        with open(work / 'work' / 'manifests' / f'{stage}.json') as f:
+            manifest = json.load(f)
+        assert manifest['state'] == 'done'
+        assert manifest['parts']['stage'] == stage
+
+
+def test_changed_stage_setting_remakes_it_and_what_follows(
+        pipeline_run, run_tool, tmp_path):
+    """Another stage-5 setting: seg is made afresh (its old models and
+    scores gone), the stages before it are reused; the plain config again
+    remakes seg once more (its inputs changed back)."""
+    work, args, _ = pipeline_run
+    config = tmp_path / 'pipeline_rw_only.py'
+    config.write_text(f"_base_ = ['{osp.abspath(CONFIG)}']\n"
+                      "seg = dict(pseudo_masks=['rw'])\n")
+    changed = [a if a != CONFIG else str(config) for a in args]
+    try:
+        proc = run_tool(*changed)
+        log = proc.stdout + proc.stderr
+        assert 'seg: made by other inputs' in log
+        assert 'rw: done with the current inputs' in log
+        with open(work / 'work' / 'results.json') as f:
+            results = json.load(f)
+        assert 'seg_val_rw' in results and 'seg_val' not in results
+        assert not (work / 'work' / 'seg' / 'rw_cyc').exists()
+    finally:
+        proc = run_tool(*args)  # back to the module's outputs
+    assert 'seg: made by other inputs' in proc.stdout + proc.stderr
+    with open(work / 'work' / 'results.json') as f:
+        assert 'seg_val' in json.load(f)
 
 
 def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
@@ -257,4 +288,54 @@ def test_only_runs_the_named_stages(tmp_path, run_tool, python):
              '--work-dir', str(work), '--data-root', str(data), '--only',
              'data')
     assert (data / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
-    assert sorted(p.name for p in work.iterdir()) == ['pipeline.log']
+    assert sorted(p.name for p in work.iterdir()) == ['manifests',
+                                                      'pipeline.log']
+    assert sorted(p.name for p in (work / 'manifests').iterdir()) == \
+        ['data.json']
+
+
+def test_stage_keys_follow_their_inputs(tmp_path):
+    """A stage's key changes with the data root, with its own stage config
+    (as resolved) and with any stage upstream of it, and with nothing else;
+    a stage whose inputs are not done has no key."""
+    import importlib.util
+
+    from mmengine.logging import MMLogger
+
+    from mmcyc.utils.manifest import write_manifest
+    spec = importlib.util.spec_from_file_location(
+        'run_pipeline_keys', osp.join('tools', 'run_pipeline.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    logger = MMLogger.get_instance('test_stage_keys')
+
+    def keys(config, data_root):
+        pipeline = tool.Pipeline(Config.fromfile(config), str(tmp_path / 'w'),
+                                 data_root, logger)
+        # seg's inputs, and theirs down to the data, are not done yet
+        with pytest.raises(RuntimeError, match='stage cam_train reads the '
+                           'outputs of data, which is not done'):
+            pipeline.stage_key('seg')
+        result = {}
+        for stage in tool.STAGES:  # each done in turn, as a run would
+            result[stage] = pipeline.stage_key(stage)
+            write_manifest(pipeline.manifest_path(stage), result[stage],
+                           'done', {})
+        shutil.rmtree(tmp_path / 'w')
+        return result
+
+    base = keys(CONFIG, '/data/a')
+    assert keys(CONFIG, '/data/a') == base
+    assert len(set(base.values())) == len(base)
+    other_root = keys(CONFIG, '/data/b')
+    assert all(other_root[s] != base[s] for s in tool.STAGES)
+    # an edited AffinityNet config: aff_train and what reads it
+    aff = tmp_path / 'aff_edited.py'
+    aff.write_text(f"_base_ = ['{osp.abspath('tests/data/aff_tiny_synthvoc.py')}']"
+                   "\noptim_wrapper = dict(optimizer=dict(lr=0.5))\n")
+    config = tmp_path / 'pipeline_aff_edited.py'
+    config.write_text(f"_base_ = ['{osp.abspath(CONFIG)}']\n"
+                      f"aff = dict(config='{aff}')\n")
+    edited = keys(str(config), '/data/a')
+    changed = {s for s in tool.STAGES if edited[s] != base[s]}
+    assert changed == {'aff_train', 'rw', 'seg'}
