@@ -58,6 +58,9 @@ from mmcyc.datasets.image_label_split import (  # noqa: E402
 from mmcyc.datasets.transforms import LoadCheckedAnnotations  # noqa: E402
 from mmcyc.engine import (setup_cpu_distributed,  # noqa: E402
                           teardown_distributed)
+from mmcyc.utils.manifest import (digest, file_digest,  # noqa: E402
+                                  finish_output_dir, folder_key,
+                                  guard_output_dir)
 from mmcyc.models.refiners import CAMRefiner  # noqa: E402
 from mmcyc.models.utils.cam import cam_to_mask  # noqa: E402
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
@@ -94,6 +97,11 @@ def parse_args():
                         help='score refined and stage-1 CAMs, write here')
     parser.add_argument('--workers', type=int, default=2,
                         help='image loading processes')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='empty OUT first when it holds refined CAMs made by other '
+        'weights, settings, stage-1 CAMs or data (without it that is an '
+        'error: they would be read back as if made now)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value')
@@ -156,20 +164,37 @@ def main():
     rank, world_size = get_dist_info()
     device = torch.device('cuda', torch.cuda.current_device()) \
         if torch.cuda.is_available() else torch.device('cpu')
+    dataset_cfg = image_label_dataset_cfg(cfg)
+    refiner_cfg = dict(cfg.get('refiner') or dict(type='CAMRefiner'))
+    if args.num_refs is not None:
+        refiner_cfg['num_refs'] = args.num_refs
+    # what the refined CAMs are made of: OUT must hold only such files
+    weights = args.init_from_classifier or args.checkpoint
+    parts = dict(
+        weights=file_digest(weights),
+        features='classifier' if args.init_from_classifier else 'cyc',
+        model=digest(cfg.model.to_dict()),
+        refiner=refiner_cfg,
+        bank_split=args.bank_split,
+        cams_read=folder_key(args.cam_dir) or osp.abspath(args.cam_dir),
+        data_root=dataset_cfg.get('data_root'))
+    if rank == 0:
+        if args.overwrite and world_size > 1:
+            raise SystemExit('--overwrite empties OUT: run it with one '
+                             'process, or delete OUT first')
+        key = guard_output_dir(args.out_dir, parts, 'refined CAMs',
+                               overwrite=args.overwrite)
+    barrier()
     os.makedirs(args.out_dir, exist_ok=True)
     logger = MMLogger.get_instance(
         'mmcyc_refine_cam',
         log_file=osp.join(args.out_dir,
                           f'refine_cam_{time.strftime("%Y%m%d_%H%M%S")}.log'))
 
-    refiner_cfg = dict(cfg.get('refiner') or dict(type='CAMRefiner'))
-    if args.num_refs is not None:
-        refiner_cfg['num_refs'] = args.num_refs
     refiner = MODELS.build(refiner_cfg)
     if not isinstance(refiner, CAMRefiner):
         raise ValueError(f'refiner must be a CAMRefiner, got {refiner_cfg}')
     model = load_cycsnet(cfg.model, device=device, **args.weights)
-    dataset_cfg = image_label_dataset_cfg(cfg)
     bank_set = build_image_label_split(dataset_cfg, args.bank_split)
     target_set = build_image_label_split(dataset_cfg, args.split)
     num_classes = len(bank_set.get_data_info(0)['img_label'])
@@ -229,6 +254,8 @@ def main():
                 f's; targets per class left unchanged for want of '
                 f'references: {missing or "none"}')
     barrier()
+    if rank == 0:
+        finish_output_dir(args.out_dir, key, parts)
 
     # 3. score
     if args.metrics_json:

@@ -1,6 +1,7 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Test (e.g. infer and score CAMs) with a config and a checkpoint."""
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -14,6 +15,8 @@ from mmengine.runner import Runner
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
 from mmcyc.utils import atomic_open
+from mmcyc.utils.manifest import (digest, file_digest, finish_output_dir,
+                                  folder_key, guard_output_dir)
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 
 
@@ -38,6 +41,12 @@ def parse_args():
         'exists are read back (resumable)')
     parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='empty --cam-dir / --pseudo-mask-dir first when they hold files '
+        'made by another checkpoint, config or data (without it that is an '
+        'error: the files would be read back as if made now)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -73,6 +82,47 @@ def load_checked(runner: Runner, checkpoint: str) -> None:
     runner.call_hook('after_load_checkpoint', checkpoint=loaded)
     model.load_state_dict(state_dict, strict=False)
     runner.logger.info(f'Load checkpoint from {checkpoint}')
+
+
+def output_parts(cfg: Config, checkpoint: str) -> dict:
+    """What the per-image outputs of this test run are made from.
+
+    The checkpoint's bytes, the model config (less where it writes and
+    reads back), the test pipeline and data root, and the manifest key of
+    the CAM folder the model reads (AffinityNet's ``test_cfg.cam_dir``).
+    """
+    model_cfg = copy.deepcopy(cfg.model.to_dict())
+    test_cfg = dict(model_cfg.pop('test_cfg', None) or {})
+    cam_dir = test_cfg.pop('cam_dir', None)
+    for key in ('out_dir', 'mask_dir'):
+        test_cfg.pop(key, None)
+    dataset = cfg.test_dataloader.dataset
+    return dict(
+        checkpoint=file_digest(checkpoint),
+        model=digest(model_cfg),
+        test_cfg=test_cfg,
+        test_pipeline=digest(dataset.get('pipeline')),
+        data_root=dataset.get('data_root'),
+        cams_read=None if cam_dir is None else
+        (folder_key(cam_dir) or osp.abspath(cam_dir)))
+
+
+def guard_outputs(cfg: Config, args) -> list:
+    """Check (and claim) the output folders before anything is written.
+
+    Rank 0 only; returns ``[(folder, key, parts), ...]`` to mark done.
+    """
+    folders = [(args.cam_dir, 'CAMs'), (args.pseudo_mask_dir, 'pseudo masks')]
+    folders = [(f, what) for f, what in folders if f is not None]
+    if not folders or int(os.environ.get('RANK', 0)) != 0:
+        return []
+    if args.overwrite and int(os.environ.get('WORLD_SIZE', 1)) > 1:
+        raise SystemExit('--overwrite empties the output folders: run it '
+                         'with one process, or delete them first')
+    parts = output_parts(cfg, args.checkpoint)
+    return [(folder,
+             guard_output_dir(folder, parts, what, overwrite=args.overwrite),
+             parts) for folder, what in folders]
 
 
 def drop_ema_hooks(cfg: Config) -> None:
@@ -113,6 +163,7 @@ def main():
     drop_ema_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
 
+    guarded = guard_outputs(cfg, args)
     runner = Runner.from_cfg(cfg)
     load_checked(runner, args.checkpoint)
     model = runner.model.module if is_model_wrapper(
@@ -123,6 +174,8 @@ def main():
         # a model that can read its masks back (AffinityNet): resumable
         test_cfg['mask_dir'] = args.pseudo_mask_dir
     metrics = runner.test()
+    for folder, key, parts in guarded:
+        finish_output_dir(folder, key, parts)
     if args.metrics_json and get_rank() == 0:
         with atomic_open(args.metrics_json, 'w') as f:
             json.dump({k: float(v) if not isinstance(v, str) else v

@@ -11,6 +11,7 @@ resumed; anything else (another key, no manifest) is made afresh.
 """
 import hashlib
 import json
+import os
 import os.path as osp
 import time
 from typing import Any, Optional
@@ -103,3 +104,88 @@ def describe_mismatch(path: str, key: str) -> str:
         return (f'made by other inputs (manifest key {manifest.get("key")}, '
                 f'now {key}; {osp.basename(path)} lists what it was made of)')
     return f'left {manifest.get("state")!r} (interrupted)'
+
+
+FOLDER_MANIFEST = 'mmcyc_manifest.json'
+
+
+def file_digest(path: str, chunk: int = 1 << 22) -> str:
+    """SHA-256 (first 16 hex digits) of a file's bytes, read in chunks."""
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def folder_key(folder: str) -> Optional[str]:
+    """The key of the manifest of a folder of per-image outputs, if any."""
+    manifest = read_manifest(osp.join(folder, FOLDER_MANIFEST))
+    return None if manifest is None else manifest.get('key')
+
+
+def guard_output_dir(folder: str,
+                     parts: dict,
+                     what: str,
+                     option: str = '--overwrite',
+                     overwrite: bool = False) -> str:
+    """Make sure a folder of per-image outputs holds only what ``parts`` make.
+
+    Tools that write one file per image into a folder (CAMs, refined CAMs,
+    pseudo masks) read files already there back instead of recomputing
+    them (resumable). That is only right when they were made by the same
+    inputs; so the folder carries a manifest
+    (``<folder>/mmcyc_manifest.json``). A folder without files gets one; a
+    folder whose manifest has the same key is resumed; anything else (other
+    inputs, or files without a manifest) stops with an error that says what
+    differs and how to remake it, unless ``overwrite`` (the folder is then
+    emptied first).
+
+    Args:
+        folder (str): The output folder (created if needed).
+        parts (dict): What the outputs are made from (:func:`make_key`).
+        what (str): What the files are, for the message (e.g. ``'CAMs'``).
+        option (str): The command-line option that sets ``overwrite``,
+            named in the message.
+        overwrite (bool): Empty a folder of other outputs instead of
+            stopping.
+
+    Returns:
+        str: The key, for :func:`finish_output_dir`.
+
+    Raises:
+        RuntimeError: If the folder holds outputs of other inputs (or of
+            unknown inputs) and ``overwrite`` is False.
+    """
+    import shutil
+    key = make_key(parts)
+    path = osp.join(folder, FOLDER_MANIFEST)
+    entries = os.listdir(folder) if osp.isdir(folder) else []
+    files = [e for e in entries if e != FOLDER_MANIFEST]
+    if files and not manifest_matches(path, key, 'started') and \
+            not manifest_matches(path, key, 'done'):
+        manifest = read_manifest(path)
+        if manifest is None:
+            why = 'with no manifest saying what made them'
+        else:
+            # compared as stored (JSON: tuples read back as lists)
+            now = json.loads(json.dumps(parts, sort_keys=True, default=str))
+            before = manifest.get('parts', {})
+            changed = sorted(k for k in set(now) | set(before)
+                             if before.get(k) != now.get(k))
+            why = (f'made by other inputs ({", ".join(changed) or "code"} '
+                   f'differ: see {path})')
+        if not overwrite:
+            raise RuntimeError(
+                f'{folder} already holds {len(files)} files of {what} '
+                f'{why}; they would be read back as if made now. Delete the '
+                f'folder, choose another, or pass {option} to remake them')
+        shutil.rmtree(folder)
+    if not manifest_matches(path, key, 'done'):
+        write_manifest(path, key, 'started', parts)
+    return key
+
+
+def finish_output_dir(folder: str, key: str, parts: dict) -> None:
+    """Mark a folder guarded by :func:`guard_output_dir` complete."""
+    write_manifest(osp.join(folder, FOLDER_MANIFEST), key, 'done', parts)

@@ -64,8 +64,13 @@ def test_cam_inference_scores_and_resumes(trained, tiny_synthvoc, tmp_path,
     run_tool(*args)
     with open(metrics) as f:
         first = json.load(f)
-    files = sorted(p.name for p in cam_dir.iterdir())
+    files = sorted(p.name for p in cam_dir.glob('*.npz'))
     assert len(files) == 8 and 0 <= first['mIoU'] <= 100
+    # the folder says what made its CAMs
+    with open(cam_dir / 'mmcyc_manifest.json') as f:
+        manifest = json.load(f)
+    assert manifest['state'] == 'done'
+    assert manifest['parts']['data_root'] == tiny_synthvoc
     assert 'sweep/best_mIoU' in first and first['sweep/best_mIoU'] >= \
         first['sweep/mIoU@0.20'] - 1e-6
     # interrupted inference: half of the CAM files are lost; the rerun
@@ -75,8 +80,36 @@ def test_cam_inference_scores_and_resumes(trained, tiny_synthvoc, tmp_path,
     run_tool(*args)
     with open(metrics) as f:
         second = json.load(f)
-    assert sorted(p.name for p in cam_dir.iterdir()) == files
+    assert sorted(p.name for p in cam_dir.glob('*.npz')) == files
     assert second['mIoU'] == pytest.approx(first['mIoU'], abs=0.05)
+
+
+def test_cam_dir_of_another_checkpoint_is_refused(trained, tiny_synthvoc,
+                                                  tmp_path, python, run_tool):
+    """CAMs of epoch 2 in --cam-dir, then epoch 1's checkpoint with the same
+    folder: refused (they would be read back and scored as epoch 1's);
+    --overwrite remakes them."""
+    import subprocess
+    cam_dir = tmp_path / 'cams'
+
+    def args(epoch, *extra):
+        return [python, 'tools/test.py', CONFIG,
+                osp.join(trained, f'epoch_{epoch}.pth'), '--work-dir',
+                str(tmp_path / 'test'), '--cam-dir', str(cam_dir), '--split',
+                'ImageSets/Segmentation/val.txt', *extra, '--cfg-options',
+                *data_options(tiny_synthvoc)]
+
+    run_tool(*args(2))
+    cams_2 = {p.name: p.read_bytes() for p in cam_dir.glob('*.npz')}
+    proc = subprocess.run(args(1), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f'{cam_dir} already holds 8 files of CAMs made by other inputs ' \
+        '(checkpoint differ' in proc.stderr
+    assert {p.name: p.read_bytes() for p in cam_dir.glob('*.npz')} == cams_2
+    run_tool(*args(1, '--overwrite'))
+    cams_1 = {p.name: p.read_bytes() for p in cam_dir.glob('*.npz')}
+    assert sorted(cams_1) == sorted(cams_2)
+    assert any(cams_1[name] != cams_2[name] for name in cams_1)
 
 
 def run_test_tool(python, checkpoint, tmp_path, data_root):
