@@ -1,8 +1,8 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Library steps behind the tools (model loading, evaluation loops)."""
-from .correspondence import (correspondence_figure, cycsnet_weights,
-                             evaluate_correspondence, load_cycsnet,
+from .correspondence import (correspondence_figure, evaluate_correspondence,
                              sample_pairs)
+from .cycsnet_loading import cycsnet_weights, load_cycsnet
 
 __all__ = [
     'correspondence_figure', 'cycsnet_weights', 'evaluate_correspondence',

@@ -21,7 +21,6 @@ backbone through b6 (F's initialisation, ``load_cycsnet(...,
 classifier_checkpoint=...)``) and the trained CyCSNet (``load_cycsnet(...,
 checkpoint=...)``); ``tools/analysis_tools/correspondence.py`` is the CLI.
 """
-import copy
 import math
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -34,14 +33,12 @@ import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
-from mmseg.registry import MODELS
 
 from mmcyc.datasets.synthvoc import NUM_PARTS, decode_part_map, load_part_map
 from mmcyc.evaluation.functional.correspondence import (
     MIN_FRACTION, cells_to_grid, correspondence_hits, correspondence_summary,
     part_cells, reference_mask)
 from mmcyc.utils import CAMStore, cam_name
-from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 
 Pair = Tuple[str, str]
 
@@ -88,79 +85,6 @@ def sample_pairs(names: Sequence[str],
         for t in candidates[order[:pairs_per_image]].tolist():
             pairs.append((names[s], names[t]))
     return pairs
-
-
-def cycsnet_weights(checkpoint: str,
-                    init_from_classifier: Optional[str] = None) -> dict:
-    """The tools' weights arguments as ``load_cycsnet`` keyword arguments.
-
-    Args:
-        checkpoint (str): A trained CyCSNet checkpoint, or ``'-'`` with
-            ``init_from_classifier``.
-        init_from_classifier (str, optional): A stage-1 classifier
-            checkpoint: F before stage 2.
-
-    Returns:
-        dict: ``checkpoint=...`` or ``classifier_checkpoint=...``.
-
-    Raises:
-        ValueError: Unless exactly one of the two is given.
-    """
-    if (checkpoint == '-') != bool(init_from_classifier):
-        raise ValueError("give a CyCSNet CHECKPOINT, or '-' with "
-                         '--init-from-classifier CAM_CKPT')
-    if init_from_classifier:
-        return dict(classifier_checkpoint=init_from_classifier)
-    return dict(checkpoint=checkpoint)
-
-
-def load_cycsnet(model_cfg: dict,
-                 checkpoint: Optional[str] = None,
-                 classifier_checkpoint: Optional[str] = None,
-                 device: Union[str, torch.device] = 'cpu') -> nn.Module:
-    """Build a CyCSNet in eval mode with one of its two feature sets.
-
-    Exactly one of the checkpoints is given:
-
-    - ``checkpoint``: a trained CyCSNet (``"cyc"`` features). Its keys must
-      match the model exactly (C's weights are in it too, so C's own file
-      named by ``cam_classifier_checkpoint`` is not read);
-    - ``classifier_checkpoint``: a stage-1 classifier; the model is built
-      with ``cam_classifier_checkpoint`` set to it and
-      ``init_from_classifier=True``, and its ``init_weights()`` reads it
-      (building reads no file), so F is the classifier's backbone through
-      b6, F's initialisation before stage 2 (``"cls"`` features).
-
-    mmseg's default scope must be set and ``mmcyc`` imported (registries).
-
-    Args:
-        model_cfg (dict): The CyCSNet ``model`` config.
-        checkpoint (str, optional): Trained CyCSNet weights.
-        classifier_checkpoint (str, optional): Stage-1 classifier weights.
-        device (str | torch.device): Defaults to 'cpu'.
-
-    Returns:
-        nn.Module: The model on ``device``, in eval mode.
-
-    Raises:
-        ValueError: Naming the checkpoint when its keys do not match.
-    """
-    if (checkpoint is None) == (classifier_checkpoint is None):
-        raise ValueError('give exactly one of checkpoint (a trained CyCSNet) '
-                         'and classifier_checkpoint (the stage-1 classifier)')
-    model_cfg = copy.deepcopy(dict(model_cfg))
-    model_cfg['cam_classifier_checkpoint'] = classifier_checkpoint
-    if classifier_checkpoint is not None:
-        model_cfg['init_from_classifier'] = True
-        model = MODELS.build(model_cfg)
-        model.init_weights()  # reads C and F from the classifier checkpoint
-        return model.to(device).eval()
-    model = MODELS.build(model_cfg)
-    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state_dict = unwrap_state_dict(loaded, checkpoint)
-    check_state_dict(model, state_dict, f'checkpoint {checkpoint}')
-    model.load_state_dict(state_dict, strict=False)
-    return model.to(device).eval()
 
 
 def _model_device(model: nn.Module) -> torch.device:
