@@ -11,8 +11,11 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 PYTHON=${PYTHON:-python}
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
+# exec: torchrun replaces this shell, so a signal to the script (Ctrl-C, kill,
+# a scheduler's SIGTERM) reaches torchrun, which stops every worker; a shell
+# left in between would die alone and leave the workers running
+export PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH
+exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -12,8 +12,10 @@ SRUN_ARGS=${SRUN_ARGS:-""}
 PY_ARGS=${@:4}
 PYTHON=${PYTHON:-python}
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-srun -p "${PARTITION}" \
+# exec: srun replaces this shell, so the job's signals reach srun (and its
+# tasks) rather than a shell that would die alone
+export PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH
+exec srun -p "${PARTITION}" \
     --job-name="${JOB_NAME}" \
     --gres=gpu:"${GPUS_PER_NODE}" \
     --ntasks="${GPUS}" \

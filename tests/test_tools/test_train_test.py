@@ -147,6 +147,60 @@ def test_dist_train_two_cpu_processes(tiny_synthvoc, tmp_path, run_tool,
     assert ckpt['meta']['iter'] == 3
 
 
+def processes_with(text):
+    """PIDs of the processes whose command line contains ``text``."""
+    import os
+    pids = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmdline = f.read().replace(b'\0', b' ').decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
+def test_sigterm_to_dist_train_stops_every_worker(tiny_synthvoc, tmp_path,
+                                                  python, free_port):
+    """SIGTERM to the launcher script (as a scheduler or ``kill`` sends it)
+    stops torchrun and both training ranks: none is left writing
+    checkpoints."""
+    import os
+    import signal
+    import subprocess
+    import time
+    work = str(tmp_path / 'dist_killed')
+    script = subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
+         '--cfg-options', 'train_cfg.max_epochs=200',
+         *data_options(tiny_synthvoc)],
+        env=dict(os.environ, PORT=free_port, PYTHON=python),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not osp.isfile(
+                osp.join(work, 'epoch_1.pth')):  # both ranks are training
+            assert script.poll() is None, 'the training ended early'
+            time.sleep(0.5)
+        assert len(processes_with(work)) >= 3  # torchrun and two ranks
+        script.send_signal(signal.SIGTERM)  # the script's pid only
+        deadline = time.time() + 60
+        while processes_with(work) and time.time() < deadline:
+            time.sleep(0.5)
+        assert processes_with(work) == []
+    finally:
+        try:
+            os.killpg(script.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for pid in processes_with(work):
+            os.kill(pid, signal.SIGKILL)
+        script.wait()
+
+
 def test_dist_test_shards_images_and_gathers_metrics(trained, tiny_synthvoc,
                                                      tmp_path, python,
                                                      run_tool, free_port):
