@@ -728,6 +728,26 @@ def write_results(rows: dict, work_dir: str) -> str:
     return table
 
 
+def remove_partial_files(work_dir: str) -> int:
+    """Remove what killed writers left: ``atomic_open``'s temporary files.
+
+    A process killed while writing through :func:`mmcyc.utils.atomic_open`
+    leaves ``.<name>.<random>.tmp`` beside the file it did not finish (the
+    file itself is never half-written). Called by the main job before any
+    stage runs, when none of its own writers can be at work.
+
+    Returns:
+        int: How many files were removed.
+    """
+    removed = 0
+    for folder, _, files in os.walk(work_dir):
+        for name in files:
+            if name.startswith('.') and name.endswith('.tmp'):
+                os.remove(osp.join(folder, name))
+                removed += 1
+    return removed
+
+
 def lane_cmd(args, lane: Sequence[str]) -> List[str]:
     """The command that runs one lane: this tool with ``--only``."""
     cmd = [sys.executable, osp.abspath(__file__), '--config', args.config,
@@ -756,6 +776,11 @@ def main():
         'mmcyc_pipeline', log_file=osp.join(work_dir, 'pipeline.log'),
         file_mode='a')
     pipeline = Pipeline(cfg, work_dir, data_root, logger, args.seed)
+    if not args.only:  # the lanes' parent: no writer of this job runs yet
+        removed = remove_partial_files(work_dir)
+        if removed:
+            logger.info(f'removed {removed} temporary files of writers '
+                        f'killed in an earlier run under {work_dir}')
     first_forced = STAGES.index(args.from_stage) if args.from_stage else None
     lanes = {stage: lane for lane in LANES for stage in lane}
     start = time.time()

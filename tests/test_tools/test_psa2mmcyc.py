@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 
 from mmcyc.models.backbones import ResNet38
-from mmcyc.models.utils.mxnet_params import save_mxnet_params
-from mmcyc.models.utils.psa_keys import (check_state_dict_keys,
+from mmcyc.converters.mxnet_params import save_mxnet_params
+from mmcyc.converters.psa_keys import (check_state_dict_keys,
                                          convert_checkpoint,
                                          convert_psa_state_dict,
                                          detect_layout, load_checkpoint_strict,

@@ -130,8 +130,12 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
     work, args, _ = pipeline_run
     with open(work / 'work' / 'results.json') as f:
         first = json.load(f)
+    # a writer killed mid-file in an earlier run left its temporary file
+    leftover = work / 'work' / 'cams' / 'cam' / '.img.npz.k1ll3d.tmp'
+    leftover.write_bytes(b'partial')
     proc = run_tool(*args)
     log = proc.stdout + proc.stderr
+    assert not leftover.exists() and 'removed 1 temporary files' in log
     assert 'is complete, skipped' in log  # data: its own meta checked
     # every stage's manifest is 'done' with the key it would have now
     for stage in ('cam_train', 'cam_infer', 'rw', 'seg'):

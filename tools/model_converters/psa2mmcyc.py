@@ -18,7 +18,7 @@ prefix='backbone.')`` on ``ResNet38`` or ``load_from=DST`` on a whole model.
 import argparse
 import sys
 
-from mmcyc.models.utils.psa_keys import LAYOUTS, convert_checkpoint
+from mmcyc.converters.psa_keys import LAYOUTS, convert_checkpoint
 
 
 def parse_args(argv=None):

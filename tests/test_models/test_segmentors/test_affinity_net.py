@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 import mmcyc  # noqa: F401
 from mmcyc.models.heads.affinity_embed_head import AffinityEmbedHead
 from mmcyc.models.segmentors.affinity_net import AffinityNet
-from mmcyc.models.utils.psa_keys import (check_state_dict_keys,
+from mmcyc.converters.psa_keys import (check_state_dict_keys,
                                          convert_psa_state_dict,
                                          psa_backbone_keys)
 from mmcyc.models.utils.random_walk import (pair_affinity, pair_indices,

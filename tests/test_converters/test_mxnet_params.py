@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from mmcyc.models.utils.mxnet_params import (is_mxnet_params,
+from mmcyc.converters.mxnet_params import (is_mxnet_params,
                                              load_mxnet_params,
                                              read_ndarray_list,
                                              save_mxnet_params)
