@@ -72,6 +72,7 @@ from mmengine.logging import MMLogger
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from mmcyc.utils.child_process import run_child  # noqa: E402
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name,
                                         parse_cfg_options)
@@ -195,7 +196,8 @@ class Ablation:
         cmd = [sys.executable, osp.join(REPO, 'tools', tool), *cmd_args]
         self.logger.info(f'{run}: $ ' + ' '.join(cmd))
         try:
-            subprocess.run(cmd, check=True, env=self.env)
+            # its own process group: a signal to this tool stops it too
+            run_child(cmd, env=self.env)
         except subprocess.CalledProcessError as error:
             raise RuntimeError(
                 f'DCFS ablation run {run}: tools/{tool} failed with exit '

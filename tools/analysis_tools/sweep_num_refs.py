@@ -11,10 +11,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from mmcyc.utils import atomic_open  # noqa: E402
+from mmcyc.utils.child_process import run_child  # noqa: E402
 
 
 def parse_args():
@@ -37,15 +40,17 @@ def main():
     for num_refs in args.num_refs:
         out = osp.join(args.out_dir, f'n{num_refs}')
         metrics = osp.join(out, 'metrics.json')
-        if not osp.isfile(metrics):
-            subprocess.run([
-                sys.executable,
-                osp.join(REPO, 'tools', 'refine_cam.py'), args.config,
-                args.checkpoint, '--cam-dir', args.cam_dir, '--out-dir', out,
-                '--num-refs',
-                str(num_refs), '--bank-file', bank, '--metrics-json', metrics,
-                *passthrough
-            ], check=True, env=dict(os.environ, PYTHONPATH=REPO))
+        # always through the tool: refined CAMs already in OUT/n<N> are read
+        # back only when their folder's manifest says the same weights,
+        # settings and CAMs made them (else it stops), and are rescored
+        run_child([
+            sys.executable,
+            osp.join(REPO, 'tools', 'refine_cam.py'), args.config,
+            args.checkpoint, '--cam-dir', args.cam_dir, '--out-dir', out,
+            '--num-refs',
+            str(num_refs), '--bank-file', bank, '--metrics-json', metrics,
+            *passthrough
+        ], env=dict(os.environ, PYTHONPATH=REPO))
         with open(metrics) as f:
             result = json.load(f)
         rows.append(dict(num_refs=num_refs, mIoU=result['mIoU'],
@@ -56,9 +61,9 @@ def main():
         for r in rows
     ]
     table = '\n'.join(lines) + '\n'
-    with open(osp.join(args.out_dir, 'table4.md'), 'w') as f:
+    with atomic_open(osp.join(args.out_dir, 'table4.md'), 'w') as f:
         f.write(table)
-    with open(osp.join(args.out_dir, 'table4.json'), 'w') as f:
+    with atomic_open(osp.join(args.out_dir, 'table4.json'), 'w') as f:
         json.dump(rows, f, indent=2)
     print(table)
 
