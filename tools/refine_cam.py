@@ -51,34 +51,28 @@ from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmcyc.apis import (cycsnet_weights, forward_features,  # noqa: E402
-                        load_cycsnet)
+from mmcyc.apis import (add_cycsnet_weight_args,  # noqa: E402
+                        forward_features, load_cycsnet,
+                        parsed_cycsnet_weights)
 from mmcyc.datasets.image_label_split import (  # noqa: E402
     build_image_label_split, image_label_dataset_cfg)
 from mmcyc.datasets.transforms import LoadCheckedAnnotations  # noqa: E402
 from mmcyc.engine import (setup_cpu_distributed,  # noqa: E402
                           teardown_distributed)
-from mmcyc.utils.manifest import (digest, file_digest,  # noqa: E402
-                                  finish_output_dir, folder_key,
-                                  guard_output_dir)
 from mmcyc.models.refiners import CAMRefiner  # noqa: E402
 from mmcyc.models.utils.cam import cam_to_mask  # noqa: E402
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
+from mmcyc.utils.manifest import (digest, file_digest,  # noqa: E402
+                                  finish_output_dir, folder_key,
+                                  guard_output_dir)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Refine stage-1 CAMs with a trained CyCSNet (stage 3)')
-    parser.add_argument('config', help='CyCSNet config file')
-    parser.add_argument(
-        'checkpoint',
-        help="trained CyCSNet checkpoint, or '-' with --init-from-classifier")
-    parser.add_argument(
-        '--init-from-classifier', metavar='CAM_CKPT',
-        help="with CHECKPOINT '-': F = the stage-1 classifier's backbone "
+    add_cycsnet_weight_args(
+        parser, "with CHECKPOINT '-': F = the stage-1 classifier's backbone "
         '(F before stage 2): Eq. 14 without CyCSNet training, an ablation')
-    parser.add_argument('--cam-dir', required=True,
-                        help='stage-1 CAMs (one <name>.npz per image)')
     parser.add_argument('--out-dir', required=True,
                         help='refined CAMs and the feature bank go here')
     parser.add_argument(
@@ -110,11 +104,7 @@ def parse_args():
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
-    try:
-        args.weights = cycsnet_weights(args.checkpoint,
-                                       args.init_from_classifier)
-    except ValueError as error:
-        parser.error(str(error))
+    args.weights = parsed_cycsnet_weights(parser, args)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

@@ -2,10 +2,12 @@
 """Library steps behind the tools (model loading, evaluation loops)."""
 from .correspondence import (correspondence_figure, evaluate_correspondence,
                              sample_pairs)
-from .cycsnet_loading import cycsnet_weights, load_cycsnet
+from .cycsnet_loading import (add_cycsnet_weight_args, cycsnet_weights,
+                              load_cycsnet, parsed_cycsnet_weights)
 
 __all__ = [
-    'correspondence_figure', 'cycsnet_weights', 'evaluate_correspondence',
+    'add_cycsnet_weight_args', 'correspondence_figure', 'cycsnet_weights',
+    'parsed_cycsnet_weights', 'evaluate_correspondence',
     'load_cycsnet',
     'sample_pairs'
 ]

@@ -1,6 +1,7 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Build a CyCSNet with one of its two feature sets, for stages 3 and the
 diagnostics (refinement, correspondence, similarity maps, Eq. 14 trace)."""
+import argparse
 import copy
 from typing import Optional, Union
 
@@ -82,3 +83,39 @@ def load_cycsnet(model_cfg: dict,
     check_state_dict(model, state_dict, f'checkpoint {checkpoint}')
     model.load_state_dict(state_dict, strict=False)
     return model.to(device).eval()
+
+
+def add_cycsnet_weight_args(parser: argparse.ArgumentParser,
+                            classifier_help: str) -> None:
+    """Add the arguments every CyCSNet tool shares to ``parser``.
+
+    ``config``, ``checkpoint`` (a trained CyCSNet, or ``-``),
+    ``--init-from-classifier CAM_CKPT`` and ``--cam-dir``; after
+    ``parse_args`` call :func:`parsed_cycsnet_weights`.
+
+    Args:
+        parser (ArgumentParser): The tool's parser.
+        classifier_help (str): What ``--init-from-classifier`` does in this
+            tool.
+    """
+    parser.add_argument('config', help='CyCSNet config file')
+    parser.add_argument(
+        'checkpoint',
+        help="trained CyCSNet checkpoint, or '-' with --init-from-classifier")
+    parser.add_argument('--init-from-classifier', metavar='CAM_CKPT',
+                        help=classifier_help)
+    parser.add_argument('--cam-dir', required=True,
+                        help='stage-1 CAMs (one <name>.npz per image)')
+
+
+def parsed_cycsnet_weights(parser: argparse.ArgumentParser,
+                           args: argparse.Namespace) -> dict:
+    """``load_cycsnet``'s weight arguments from parsed arguments.
+
+    Exits through ``parser.error`` unless exactly one of CHECKPOINT and
+    ``--init-from-classifier`` is given.
+    """
+    try:
+        return cycsnet_weights(args.checkpoint, args.init_from_classifier)
+    except ValueError as error:
+        parser.error(str(error))

@@ -44,9 +44,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 from mmcyc.datasets.image_label_split import config_split  # noqa: E402
-from mmcyc.apis import (correspondence_figure,  # noqa: E402
-                        cycsnet_weights, evaluate_correspondence,
-                        load_cycsnet, sample_pairs)
+from mmcyc.apis import (add_cycsnet_weight_args,  # noqa: E402
+                        correspondence_figure, evaluate_correspondence,
+                        load_cycsnet, parsed_cycsnet_weights, sample_pairs)
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 from mmcyc.visualization import add_local_image  # noqa: E402
 
@@ -56,16 +56,9 @@ IMAGE_NAME = 'correspondence'
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Part-correspondence accuracy of F (SynthVOC part maps)')
-    parser.add_argument('config', help='CyCSNet config file')
-    parser.add_argument(
-        'checkpoint',
-        help="trained CyCSNet checkpoint, or '-' with --init-from-classifier")
-    parser.add_argument(
-        '--init-from-classifier', metavar='CAM_CKPT',
-        help='evaluate F initialised from this stage-1 classifier checkpoint '
+    add_cycsnet_weight_args(
+        parser, 'evaluate F initialised from this stage-1 classifier checkpoint '
         "(give CHECKPOINT as '-')")
-    parser.add_argument('--cam-dir', required=True,
-                        help='stage-1 CAMs (one <name>.npz per image)')
     parser.add_argument('--split', default='ImageSets/Segmentation/train.txt',
                         help='images to pair, relative to data_root')
     parser.add_argument('--pairs-per-image', type=int, default=4,
@@ -83,11 +76,7 @@ def parse_args():
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value')
     args = parser.parse_args()
-    try:
-        args.weights = cycsnet_weights(args.checkpoint,
-                                       args.init_from_classifier)
-    except ValueError as error:
-        parser.error(str(error))
+    args.weights = parsed_cycsnet_weights(parser, args)
     if args.pairs_per_image < 1:
         parser.error('--pairs-per-image must be >= 1')
     if args.draw is not None and args.draw < 1:

@@ -28,8 +28,9 @@ from mmengine.registry import init_default_scope
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from mmcyc.apis import (cycsnet_weights, load_cycsnet,  # noqa: E402
-                        sample_pairs, trace_eq14)
+from mmcyc.apis import (add_cycsnet_weight_args,  # noqa: E402
+                        load_cycsnet, parsed_cycsnet_weights, sample_pairs,
+                        trace_eq14)
 from mmcyc.datasets.image_label_split import config_split  # noqa: E402
 from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 
@@ -37,23 +38,16 @@ from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
 def parse_args():
     parser = argparse.ArgumentParser(
         description='W^f statistics of F behind Eq. 14')
-    parser.add_argument('config', help='CyCSNet config file')
-    parser.add_argument(
-        'checkpoint',
-        help="trained CyCSNet checkpoint, or '-' with --init-from-classifier")
-    parser.add_argument('--init-from-classifier', metavar='CAM_CKPT')
-    parser.add_argument('--cam-dir', required=True, help='stage-1 CAMs')
+    add_cycsnet_weight_args(
+        parser, 'trace F initialised from this stage-1 classifier checkpoint '
+        "(give CHECKPOINT as '-')")
     parser.add_argument('--split', default='ImageSets/Segmentation/train.txt')
     parser.add_argument('--pairs-per-image', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='write the statistics as JSON here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
-    try:
-        args.weights = cycsnet_weights(args.checkpoint,
-                                       args.init_from_classifier)
-    except ValueError as error:
-        parser.error(str(error))
+    args.weights = parsed_cycsnet_weights(parser, args)
     return args
 
 
