@@ -14,9 +14,8 @@ Public ResNet-38 weights come in four layouts:
   does and then treated as ``imagenet``.
 
 The chain is ``load_psa_state_dict -> convert_psa_state_dict ->
-save`` (:func:`convert_checkpoint`), and :func:`load_checkpoint_strict` /
-:func:`check_state_dict_keys` / :func:`shape_mismatches` say which keys did
-not load.
+save`` (:func:`convert_checkpoint`), and :func:`load_checkpoint_strict` says
+which keys did not load (through :mod:`mmcyc.utils.state_dict_check`).
 """
 import os
 import os.path as osp
@@ -29,10 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mmcyc.utils.state_dict_check import (check_state_dict,  # noqa: F401
-                                          check_state_dict_keys,
-                                          shape_mismatches,
-                                          unwrap_state_dict)
+from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 from .mxnet_params import is_mxnet_params, load_mxnet_params
 
 BACKBONE_PREFIX = 'backbone.'

@@ -13,12 +13,12 @@ from mmseg.structures import SegDataSample
 import mmcyc  # noqa: F401
 from mmcyc.models.heads.affinity_embed_head import AffinityEmbedHead
 from mmcyc.models.segmentors.affinity_net import AffinityNet
-from mmcyc.converters.psa_keys import (check_state_dict_keys,
-                                         convert_psa_state_dict,
-                                         psa_backbone_keys)
+from mmcyc.converters.psa_keys import (convert_psa_state_dict,
+                                       psa_backbone_keys)
 from mmcyc.models.utils.random_walk import (pair_affinity, pair_indices,
                                             radius_offsets)
 from mmcyc.utils.cam_io import save_cam
+from mmcyc.utils.state_dict_check import check_state_dict_keys
 
 init_default_scope('mmseg')
 
