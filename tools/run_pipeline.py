@@ -66,7 +66,8 @@ from mmcyc.utils import atomic_open  # noqa: E402
 from mmcyc.utils.child_process import run_children  # noqa: E402
 from mmcyc.utils.manifest import (config_digest,  # noqa: E402
                                   describe_mismatch, make_key,
-                                  manifest_matches, write_manifest)
+                                  manifest_matches, read_manifest,
+                                  write_manifest)
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name)
 from mmcyc.visualization import (add_local_image, draw_curves,  # noqa: E402
@@ -212,7 +213,8 @@ class Pipeline:
         self.work_dir = work_dir
         self.data_root = data_root
         self.logger = logger
-        self._keys = {}  # stage -> key, computed once its inputs are done
+        # stage -> key and its parts, computed once its inputs are done
+        self._keys, self._parts = {}, {}
 
     # -------------------------------------------------------------- paths
     def path(self, *parts: str) -> str:
@@ -233,10 +235,10 @@ class Pipeline:
         for name in STAGE_INPUTS[stage]:
             path, key = self.manifest_path(name), self.stage_key(name)
             if not manifest_matches(path, key):
+                why = describe_mismatch(path, key, self._parts[name])
                 raise RuntimeError(
                     f'stage {stage} reads the outputs of {name}, which is '
-                    f'not done with the current inputs '
-                    f'({describe_mismatch(path, key)}); run it first')
+                    f'not done with the current inputs ({why}); run it first')
             upstream[name] = key
         entries = {e: self.cfg[e].to_dict() for e in STAGE_ENTRIES[stage]}
         configs = {
@@ -247,8 +249,11 @@ class Pipeline:
                     entries=entries, configs=configs, inputs=upstream)
 
     def stage_key(self, stage: str) -> str:
+        """The key of a stage's outputs (its parts computed once a run)."""
         if stage not in self._keys:
-            self._keys[stage] = make_key(self.stage_parts(stage))
+            parts = self.stage_parts(stage)
+            self._parts[stage] = parts
+            self._keys[stage] = make_key(parts)
         return self._keys[stage]
 
     def stage_done(self, stage: str) -> bool:
@@ -270,20 +275,24 @@ class Pipeline:
         """
         path = self.manifest_path(stage)
         key = self.stage_key(stage)
-        # data checks its own meta every time (it may be changed by hand)
-        if stage != 'data' and not forced and manifest_matches(path, key):
-            self.logger.info(f'{stage}: done with the current inputs '
-                             f'(manifest {key}), skipped')
-            return
+        parts = self._parts[stage]
+        manifest = read_manifest(path)
+        same_key = manifest is not None and manifest.get('key') == key
         force = forced
-        if stage != 'data' and not forced and \
-                not manifest_matches(path, key, 'started'):
-            why = describe_mismatch(path, key)
-            self.logger.info(f'{stage}: {why}: its outputs are made afresh')
-            force = True
-        write_manifest(path, key, 'started', self.stage_parts(stage))
+        # data checks its own meta every time (it may be changed by hand)
+        if stage != 'data' and not forced:
+            if same_key and manifest['state'] == 'done':
+                self.logger.info(f'{stage}: done with the current inputs '
+                                 f'(manifest {key}), skipped')
+                return
+            if not same_key:  # 'started' with this key: resumed instead
+                why = describe_mismatch(path, key, parts)
+                self.logger.info(f'{stage}: {why}: its outputs are made '
+                                 'afresh')
+                force = True
+        write_manifest(path, key, 'started', parts)
         getattr(self, stage)(force)
-        write_manifest(path, key, 'done', self.stage_parts(stage))
+        write_manifest(path, key, 'done', parts)
 
     # -------------------------------------------------------------- paths
     def stage_config(self, name: str) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import shutil
 import time
 from typing import Any, Optional
 
@@ -95,14 +96,26 @@ def manifest_matches(path: str, key: str, state: str = 'done') -> bool:
             and manifest.get('state') == state)
 
 
-def describe_mismatch(path: str, key: str) -> str:
-    """Why the manifest at ``path`` does not vouch for ``key``, in words."""
+def describe_mismatch(path: str, key: str, parts: dict) -> str:
+    """Why the manifest at ``path`` does not vouch for ``key``, in words.
+
+    Args:
+        path (str): The manifest file.
+        key (str): The key the output would have now.
+        parts (dict): What that key is made of; the parts that differ from
+            the manifest's are named.
+    """
     manifest = read_manifest(path)
     if manifest is None:
         return f'no manifest at {path}'
     if manifest.get('key') != key:
-        return (f'made by other inputs (manifest key {manifest.get("key")}, '
-                f'now {key}; {osp.basename(path)} lists what it was made of)')
+        # compared as stored (JSON: tuples read back as lists)
+        now = json.loads(json.dumps(parts, sort_keys=True, default=str))
+        before = manifest.get('parts', {})
+        changed = sorted(k for k in set(now) | set(before)
+                         if before.get(k) != now.get(k))
+        return (f'made by other inputs ({", ".join(changed) or "code"} '
+                f'differ: see {path})')
     return f'left {manifest.get("state")!r} (interrupted)'
 
 
@@ -157,24 +170,16 @@ def guard_output_dir(folder: str,
         RuntimeError: If the folder holds outputs of other inputs (or of
             unknown inputs) and ``overwrite`` is False.
     """
-    import shutil
     key = make_key(parts)
     path = osp.join(folder, FOLDER_MANIFEST)
     entries = os.listdir(folder) if osp.isdir(folder) else []
     files = [e for e in entries if e != FOLDER_MANIFEST]
     if files and not manifest_matches(path, key, 'started') and \
             not manifest_matches(path, key, 'done'):
-        manifest = read_manifest(path)
-        if manifest is None:
+        if read_manifest(path) is None:
             why = 'with no manifest saying what made them'
         else:
-            # compared as stored (JSON: tuples read back as lists)
-            now = json.loads(json.dumps(parts, sort_keys=True, default=str))
-            before = manifest.get('parts', {})
-            changed = sorted(k for k in set(now) | set(before)
-                             if before.get(k) != now.get(k))
-            why = (f'made by other inputs ({", ".join(changed) or "code"} '
-                   f'differ: see {path})')
+            why = describe_mismatch(path, key, parts)
         if not overwrite:
             raise RuntimeError(
                 f'{folder} already holds {len(files)} files of {what} '

@@ -108,11 +108,10 @@ def load_backbone_from_classifier(backbone: nn.Module,
         allow_unexpected=True,
         hint='; expected a CAM classifier of the same architecture (keys '
         f'"{prefix}*")')
-    unexpected = sorted(set(state_dict) - set(backbone.state_dict()))
     own = backbone.state_dict()
     backbone.load_state_dict(
         {k: v for k, v in state_dict.items() if k in own}, strict=False)
-    return unexpected
+    return sorted(set(state_dict) - set(own))
 
 
 def classifier_model_cfg(cam_classifier: dict) -> dict:
