@@ -206,9 +206,10 @@ def main():
     start = time.time()
     bank = refiner.build_bank(
         features, names, labels, cam_store, cache_file=bank_file,
-        meta=dict(checkpoint=osp.abspath(args.init_from_classifier
-                                         or args.checkpoint),
-                  cam_dir=osp.abspath(args.cam_dir)),
+        # by content: a copied checkpoint or CAM folder reuses the bank, a
+        # retrained one at the same path is refused
+        meta=dict(checkpoint=parts['weights'], features=parts['features'],
+                  cam_dir=parts['cams_read']),
         progress=True)
     logger.info(f'feature bank {bank_file}: {len(bank)} vectors of '
                 f'{bank.num_images} images, D = {bank.channels} '

@@ -95,7 +95,7 @@ STAGE_INPUTS = {
 STAGE_ENTRIES = {
     'data': ('data', ),
     'cam_train': ('cam', ),
-    'cam_infer': ('cam', ),
+    'cam_infer': ('cam', 'lpcam'),
     'cyc_train': ('cyc', ),
     'corr': ('cyc', ),
     'refine': ('cyc', 'refine'),
@@ -115,7 +115,13 @@ CONFIG_SCHEMA = {
     'refine': ({'num_refs', 'num_refs_rw'}, set()),
     'aff': ({'config'}, set()),
     'seg': ({'config'}, {'pseudo_masks'}),
+    # optional: LPCAM maps (from the stage-1 classifier and its CAMs of
+    # ``split``) replace the CAMs that every later stage reads
+    'lpcam': ({'config'}, {'split'}),
 }
+OPTIONAL_ENTRIES = ('lpcam', )
+# the CAM source a stage-1 model type gives (the row label of results.md)
+SOURCE_NAMES = {'CAMClassifier': 'CAM', 'SSENetClassifier': 'SSENet'}
 
 
 def check_pipeline_config(cfg: Config) -> None:
@@ -135,6 +141,8 @@ def check_pipeline_config(cfg: Config) -> None:
                          f'config has {sorted(CONFIG_SCHEMA)}')
     for entry, (required, optional) in CONFIG_SCHEMA.items():
         value = cfg.get(entry, None)
+        if value is None and entry in OPTIONAL_ENTRIES:
+            continue
         if not isinstance(value, dict):
             raise ValueError(f'{source}: entry {entry!r} is missing (expected '
                              f'a dict with {sorted(required)})')
@@ -240,10 +248,11 @@ class Pipeline:
                     f'stage {stage} reads the outputs of {name}, which is '
                     f'not done with the current inputs ({why}); run it first')
             upstream[name] = key
-        entries = {e: self.cfg[e].to_dict() for e in STAGE_ENTRIES[stage]}
+        names = [e for e in STAGE_ENTRIES[stage] if e in self.cfg]
+        entries = {e: self.cfg[e].to_dict() for e in names}
         configs = {
             e: config_digest(self.stage_config(e))
-            for e in STAGE_ENTRIES[stage] if 'config' in self.cfg[e]
+            for e in names if 'config' in self.cfg[e]
         }
         return dict(stage=stage, seed=self.seed, data_root=self.data_root,
                     entries=entries, configs=configs, inputs=upstream)
@@ -435,25 +444,73 @@ class Pipeline:
                 f'{k} {result[k]:.1f} %' for k in ('salient', 'weak', 'body')))
 
     def cam_infer(self, force: bool) -> None:
+        """Maps of train, val and train_aug in ``cams/cam``, scored.
+
+        With an ``lpcam`` entry the stage-1 CAMs go to ``cams/cam_base``
+        (train scored as ``cam_base``; ``lpcam.split`` the images the
+        prototypes are fitted on), ``tools/fit_lpcam.py`` fits the
+        prototypes (``lpcam/lpcam.pth``), and the LPCAM maps take the CAMs'
+        place in ``cams/cam``: every later stage reads them unchanged.
+        """
         cam_dir = self.path('cams', 'cam')
+        lpcam = self.cfg.get('lpcam', None)
         if force:  # CAMs of an older checkpoint must not be read back
-            shutil.rmtree(cam_dir, ignore_errors=True)
-        config = self.stage_config('cam')
+            for name in ('cam', 'cam_base'):
+                shutil.rmtree(self.path('cams', name), ignore_errors=True)
+            shutil.rmtree(self.path('lpcam'), ignore_errors=True)
+        config, checkpoint = self.stage_config('cam'), self.cam_checkpoint()
+        if lpcam is not None:
+            fit_split = lpcam.get('split', 'train_aug')
+            base_dir = self.path('cams', 'cam_base')
+            # train scored first: its files are read back by train_aug
+            splits = ['train'] + [fit_split] * (fit_split != 'train')
+            self.run_jobs([[
+                self.infer_cmd(config, checkpoint, base_dir, split,
+                               'cam_base') for split in splits
+                if not self.scored(
+                    self.path('metrics', f'cam_base_{split}.json'), force,
+                    f'cam_infer: stage-1 CAMs of {split} scored')
+            ]])
+            lpcam_checkpoint = self.path('lpcam', 'lpcam.pth')
+            if not osp.isfile(lpcam_checkpoint):
+                lpcam_config = self.stage_config('lpcam')
+                self.run_tool(
+                    'fit_lpcam.py', lpcam_config, checkpoint, '--cam-dir',
+                    base_dir, '--split',
+                    f'ImageSets/Segmentation/{fit_split}.txt', '--out',
+                    lpcam_checkpoint, '--cfg-options',
+                    *self.data_options(lpcam_config))
+            config, checkpoint = self.stage_config('lpcam'), lpcam_checkpoint
         # val concurrently with train then train_aug (whose train images
         # are read back); their image sets are disjoint
         jobs = [[], []]
         for job, split in ((0, 'train'), (1, 'val'), (0, 'train_aug')):
-            metrics = self.path('metrics', f'cam_{split}.json')
-            if self.scored(metrics, force, f'cam_infer: {split} scored'):
+            if self.scored(self.path('metrics', f'cam_{split}.json'), force,
+                           f'cam_infer: {split} scored'):
                 continue
-            jobs[job].append(self.tool_cmd(
-                'test.py', config, self.cam_checkpoint(), '--work-dir',
-                self.path('cam_test', split), '--cam-dir', cam_dir,
-                '--split', f'ImageSets/Segmentation/{split}.txt',
-                '--metrics-json', metrics, '--cfg-options',
-                *self.data_options(config)))
+            jobs[job].append(
+                self.infer_cmd(config, checkpoint, cam_dir, split, 'cam'))
         self.run_jobs(jobs)
         self.part_recall('cam', force)
+
+    def infer_cmd(self, config: str, checkpoint: str, cam_dir: str,
+                  split: str, name: str) -> List[str]:
+        """``tools/test.py`` writing a split's maps and scoring them."""
+        return self.tool_cmd(
+            'test.py', config, checkpoint, '--work-dir',
+            self.path(f'{name}_test', split), '--cam-dir', cam_dir,
+            '--split', f'ImageSets/Segmentation/{split}.txt',
+            '--metrics-json', self.path('metrics', f'{name}_{split}.json'),
+            '--cfg-options', *self.data_options(config))
+
+    def source_name(self) -> str:
+        """What the maps of ``cams/cam`` are (the results' row label)."""
+        if 'lpcam' in self.cfg:
+            return 'LPCAM'
+        model = Config.fromfile(self.stage_config('cam')).model
+        name = SOURCE_NAMES.get(model.type, model.type)
+        backbone = model.get('backbone', {}).get('type', 'ResNet38')
+        return name if backbone == 'ResNet38' else f'{name} ({backbone})'
 
     def cyc_train(self, force: bool) -> None:
         self.train_stage(
@@ -643,7 +700,8 @@ class Pipeline:
     # ------------------------------------------------------------ results
     def collect(self) -> dict:
         rows = {}
-        for key, name in (('cam', 'cam_train'), ('cam_val', 'cam_val')):
+        for key, name in (('cam', 'cam_train'), ('cam_val', 'cam_val'),
+                          ('cam_base', 'cam_base_train')):
             path = self.path('metrics', f'{name}.json')
             if osp.isfile(path):
                 with open(path) as f:
@@ -678,12 +736,14 @@ class Pipeline:
         return rows
 
 
-def write_results(rows: dict, work_dir: str) -> str:
+def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
     """Write results.json and results.md atomically; return the table.
 
     The table has the layout of the paper's Table 1: pseudo-mask mIoU on
     train, and val mIoU of the stage-5 model trained on the pseudo masks of
-    train_aug; rows not measured (or not run) show as blank.
+    train_aug; rows not measured (or not run) show as blank. ``source``
+    names the maps of the first row (CAM, SSENet, LPCAM, ...): the keys of
+    results.json keep the ``cam`` names whatever the source.
     """
 
     def cell(key: str) -> str:
@@ -695,13 +755,15 @@ def write_results(rows: dict, work_dir: str) -> str:
         '| method | pseudo masks, train (mIoU %) | '
         'stage-5 model, val (mIoU %) |',
         '|---|---|---|',
-        f"| CAM | {cell('cam')} | |",
-        f"| CAM + Cyc | {cell('cam_cyc')} | |",
-        '| CAM + Eq. 14 with F = the classifier (no stage 2; ablation) | '
+        f"| {source} | {cell('cam')} | |",
+        f"| {source} + Cyc | {cell('cam_cyc')} | |",
+        f'| {source} + Eq. 14 with F = the classifier (no stage 2; '
+        'ablation) | '
         f"{cell('cam_eq14_cls')} | |",
-        f"| CAM + RW (AffinityNet) | {cell('cam_rw')} | "
+        f"| {source} + RW (AffinityNet) | {cell('cam_rw')} | "
         f"{cell('seg_val_rw')} |",
-        f"| CAM + RW + Cyc | {cell('cam_rw_cyc')} | {cell('seg_val')} |",
+        f"| {source} + RW + Cyc | {cell('cam_rw_cyc')} | "
+        f"{cell('seg_val')} |",
         '',
         'Pseudo masks at background score 0.2 (CAM + Cyc: N = 16; the '
         'random walk of CAM + RW + Cyc starts from N = 64, which scores '
@@ -709,6 +771,9 @@ def write_results(rows: dict, work_dir: str) -> str:
         f"{cell('cam_val')}; CAM on train at the oracle background score "
         f"{rows.get('cam_sweep_bg', '')}: {cell('cam_sweep_best')}.",
     ]
+    if 'cam_base' in rows:
+        lines[-1] += (f' The stage-1 CAMs that {source} starts from score '
+                      f"{cell('cam_base')} on train.")
     if 'corr_acc_cls' in rows or 'recall_cam_salient' in rows:
         lines += [
             '',
@@ -823,7 +888,7 @@ def main():
     if args.only:
         return
     rows = pipeline.collect()
-    table = write_results(rows, work_dir)
+    table = write_results(rows, work_dir, pipeline.source_name())
     logger.info(f'pipeline done in {time.time() - start:.0f} s; '
                 f'results in {osp.join(work_dir, "results.json")}\n{table}')
     print(table)

@@ -128,3 +128,37 @@ def test_two_rank_run_matches_single_process(refined, stage_inputs,
         single = json.load(f)
     with open(osp.join(dist_out, 'metrics.json')) as f:
         assert json.load(f)['mIoU'] == pytest.approx(single['mIoU'], abs=0.01)
+
+
+def test_bank_cache_is_keyed_by_content_not_path(refined, stage_inputs,
+                                                  tiny_synthvoc, run_tool,
+                                                  python, tmp_path):
+    """The cached bank records its checkpoint and CAM folder by digest: a
+    copy of the same checkpoint elsewhere reuses it, a bank made from other
+    weights (the classifier's F) is refused with the differing entries."""
+    import shutil
+    import subprocess
+
+    out, _ = refined
+    _, checkpoint, cam_dir = stage_inputs
+    bank = osp.join(out, 'feature_bank.pth')
+    stamp = os.stat(bank).st_mtime_ns
+    copy = str(tmp_path / 'moved' / 'cyc_copy.pth')
+    os.makedirs(osp.dirname(copy))
+    shutil.copy(checkpoint, copy)
+    refine(run_tool, python, tiny_synthvoc, copy, cam_dir,
+           str(tmp_path / 'copy_out'), '--bank-file', bank)
+    assert os.stat(bank).st_mtime_ns == stamp  # read back, not rebuilt
+    cls = osp.join(osp.dirname(checkpoint), 'cls.pth')
+    out_cls = str(tmp_path / 'cls_out')
+    proc = subprocess.run(
+        [python, 'tools/refine_cam.py', CONFIG, '-', '--init-from-classifier',
+         cls, '--cam-dir', cam_dir, '--out-dir', out_cls, '--bank-file',
+         bank, '--workers', '0', '--cfg-options',
+         f'train_dataloader.dataset.dataset.data_root={tiny_synthvoc}'],
+        env=dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS='1'),
+        capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f'cached feature bank {bank} does not match' in log
+    assert 'checkpoint' in log and 'features' in log
