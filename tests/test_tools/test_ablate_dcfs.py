@@ -11,6 +11,7 @@ keep it short.
 import importlib.util
 import json
 import os
+import shutil
 import os.path as osp
 import subprocess
 
@@ -167,12 +168,45 @@ def test_rerun_skips_training(ablation, run_tool):
         assert json.load(f) == first
 
 
+def test_changed_input_remakes_the_run(ablation, run_tool, tmp_path):
+    """A run made with another N is removed and made afresh, named by
+    its manifest; the other inputs' runs are not."""
+    out, args, _ = ablation
+    at = args.index('--num-refs')
+    other = args[:at + 1] + ['3'] + args[at + 2:]
+    out_index = other.index('--out-dir') + 1
+    copy = tmp_path / 'copy'
+    shutil.copytree(out, copy)
+    other[out_index] = str(copy)
+    proc = run_tool(*other)
+    log = proc.stdout + proc.stderr
+    assert log.count('made by other inputs (num_refs differ') == 2
+    assert log.count('tools/train.py') == 2
+    with open(copy / 'fixed0' / 'seed0' / 'refine_metrics.json') as f:
+        assert json.load(f)['num_refs'] == 3
+
+
+def test_missing_classifier_checkpoint_is_named(stage1, tmp_path, python):
+    _, cam_dir = stage1
+    missing = str(tmp_path / 'missing.pth')
+    proc = subprocess.run(
+        [python, TOOL, CONFIG, '--cam-checkpoint', missing, '--cam-dir',
+         cam_dir, '--out-dir', str(tmp_path / 'out'), '--settings',
+         'fixed0.01', '--seeds', '3'],
+        cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'))
+    assert proc.returncode != 0
+    assert f'--cam-checkpoint {missing}: no such file' in proc.stderr
+
+
 def test_failing_run_is_named(stage1, tmp_path, python):
     """A failing subprocess stops the tool with the run's name."""
     checkpoint, cam_dir = stage1
+    corrupt = tmp_path / 'corrupt.pth'
+    corrupt.write_bytes(b'not a checkpoint')
     proc = subprocess.run(
         [python, TOOL, CONFIG, '--cam-checkpoint',
-         str(tmp_path / 'missing.pth'), '--cam-dir', cam_dir, '--out-dir',
+         str(corrupt), '--cam-dir', cam_dir, '--out-dir',
          str(tmp_path / 'out'), '--settings', 'fixed0.01', '--seeds', '3'],
         cwd=REPO, capture_output=True, text=True,
         env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'))

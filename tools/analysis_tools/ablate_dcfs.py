@@ -34,9 +34,12 @@ its 12 x 12 grid), so fixed thresholds around that value are the informative
 ones; the paper's beta2 converges near 0.4 on VOC (Fig. 4), where fixed
 values such as ``fixed0.1 fixed0.3 fixed0.5`` are the ones to compare.
 
-A run whose final checkpoint exists is not trained again (one with a
-``last_checkpoint`` resumes), and one whose metrics file exists is not
-refined again, so an interrupted ablation continues where it stopped.
+Each run keeps a manifest (``RUN/mmcyc_run.json``: the config as resolved,
+the run's overrides, the classifier checkpoint and CAM folder by digest, N).
+A run done with the same inputs is skipped; one made from other inputs is
+removed and made afresh; an interrupted one continues (a whole final
+checkpoint is not trained again, a cut-short training resumes, a written
+metrics file is not refined again).
 ``--cfg-options`` go to both tools, before the run's own overrides (data
 root, classifier checkpoint, seed, setting); ``--workers`` to
 ``tools/refine_cam.py``.
@@ -62,6 +65,7 @@ import math
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -72,10 +76,16 @@ from mmengine.logging import MMLogger
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from mmcyc.fileio import (is_complete_checkpoint,  # noqa: E402
+                          repair_resume_point)
 from mmcyc.utils.child_process import run_child  # noqa: E402
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
                                         final_checkpoint_name,
                                         parse_cfg_options)
+from mmcyc.utils.manifest import (config_digest, describe_mismatch,  # noqa
+                                  file_digest, folder_key, make_key,
+                                  manifest_matches, read_manifest,
+                                  write_manifest)
 from mmcyc.visualization import (add_local_image,  # noqa: E402
                                  draw_overlaid_curves,
                                  read_scalars)
@@ -86,6 +96,7 @@ SETTING_FORMS = ('fixed<v> (v in [0, 1], e.g. fixed0, fixed0.02)', 'dynamic',
                  'momentum', 'momentum_selected')
 SPLIT = 'ImageSets/Segmentation/train.txt'
 BANK_SPLIT = 'ImageSets/Segmentation/train_aug.txt'
+RUN_MANIFEST = 'mmcyc_run.json'  # what a run was made of, in its work dir
 STD = 'sample standard deviation (ddof = 1) over seeds; null with one seed'
 
 
@@ -185,6 +196,15 @@ class Ablation:
         self.base_options = (data_root_options(cfg, args.data_root)
                              if args.data_root else []) + list(
                                  args.cfg_options)
+        if not osp.isfile(args.cam_checkpoint):
+            raise FileNotFoundError(
+                f'--cam-checkpoint {args.cam_checkpoint}: no such file (the '
+                'stage-1 classifier checkpoint)')
+        # the run keys' shared parts, digested once
+        self.config_key = config_digest(args.config)
+        self.cam_checkpoint_key = file_digest(args.cam_checkpoint)
+        self.cam_dir_key = folder_key(args.cam_dir) or osp.abspath(
+            args.cam_dir)
         self.env = dict(
             os.environ,
             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
@@ -203,22 +223,17 @@ class Ablation:
                 f'DCFS ablation run {run}: tools/{tool} failed with exit '
                 f'status {error.returncode}; its output is above') from error
 
-    def run(self, name: str, setting: dict, seed: int) -> dict:
-        run = f'{name}/seed{seed}'
-        work = self.work_dir(name, seed)
-        options = [
-            *self.base_options,
-            f'model.cam_classifier_checkpoint={self.args.cam_checkpoint}',
-            f'randomness.seed={seed}',
-            *setting_options(setting, self.hook_index)
-        ]
+    def train_and_refine(self, run: str, work: str,
+                         options: List[str]) -> None:
+        """Train a run (resuming a cut-short training), then refine."""
         checkpoint = osp.join(work, self.final_name)
-        if osp.isfile(checkpoint):
+        if is_complete_checkpoint(checkpoint):
             self.logger.info(f'{run}: final checkpoint {checkpoint} exists, '
                              'training skipped')
         else:
-            resume = ['--resume'] if osp.isfile(
-                osp.join(work, 'last_checkpoint')) else []
+            if osp.isfile(checkpoint):  # cut short while written
+                os.remove(checkpoint)
+            resume = ['--resume'] if repair_resume_point(work) else []
             self.call(run, 'train.py', self.args.config, '--work-dir', work,
                       *resume, '--cfg-options', *options)
             if not osp.isfile(checkpoint):
@@ -228,14 +243,44 @@ class Ablation:
         if osp.isfile(metrics_file):
             self.logger.info(f'{run}: {metrics_file} exists, refinement '
                              'skipped')
+            return
+        self.call(run, 'refine_cam.py', self.args.config, checkpoint,
+                  '--cam-dir', self.args.cam_dir, '--out-dir',
+                  osp.join(work, 'refined'), '--split', SPLIT,
+                  '--bank-split', BANK_SPLIT, '--num-refs',
+                  str(self.args.num_refs), '--metrics-json', metrics_file,
+                  *self.refine_extra, '--cfg-options', *options)
+
+    def run(self, name: str, setting: dict, seed: int) -> dict:
+        run = f'{name}/seed{seed}'
+        work = self.work_dir(name, seed)
+        options = [
+            *self.base_options,
+            f'model.cam_classifier_checkpoint={self.args.cam_checkpoint}',
+            f'randomness.seed={seed}',
+            *setting_options(setting, self.hook_index)
+        ]
+        # what the run is made of: another config, classifier, CAM folder,
+        # N or data root makes it afresh instead of reusing its outputs
+        parts = dict(config=self.config_key, options=options,
+                     cam_checkpoint=self.cam_checkpoint_key,
+                     cam_dir=self.cam_dir_key, num_refs=self.args.num_refs)
+        key, manifest = make_key(parts), osp.join(work, RUN_MANIFEST)
+        if manifest_matches(manifest, key):
+            self.logger.info(f'{run}: done with the current inputs '
+                             f'({manifest}): refinement and training skipped')
         else:
-            self.call(run, 'refine_cam.py', self.args.config, checkpoint,
-                      '--cam-dir', self.args.cam_dir, '--out-dir',
-                      osp.join(work, 'refined'), '--split', SPLIT,
-                      '--bank-split', BANK_SPLIT, '--num-refs',
-                      str(self.args.num_refs), '--metrics-json',
-                      metrics_file, *self.refine_extra, '--cfg-options',
-                      *options)
+            state = read_manifest(manifest)
+            if osp.isdir(work) and (state is None or state['key'] != key):
+                self.logger.info(f'{run}: ' +
+                                 describe_mismatch(manifest, key, parts) +
+                                 f'; {work} is made afresh')
+                shutil.rmtree(work)
+            write_manifest(manifest, key, 'started', parts)
+            self.train_and_refine(run, work, options)
+            write_manifest(manifest, key, 'done', parts)
+        checkpoint = osp.join(work, self.final_name)
+        metrics_file = osp.join(work, 'refine_metrics.json')
         with open(metrics_file) as f:
             metrics = json.load(f)
         scalars = run_scalars(work, ('beta2', 'cyc_num_selected'))
