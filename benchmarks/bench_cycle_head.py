@@ -1,14 +1,25 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Stage 2 throughput: CycleConsistencyHead forward + backward (pairs/s).
 
-The batched head is compared, in the same run and on the same inputs, with a
-naive reference that implements the same head the straightforward way: a
-loop over the pairs and over every selected position, computing Eq. 3-8 one
-vector at a time with a dense Eq. 10-11 mask per position.
+The batched head is compared, in the same run and on the same inputs, with
+two references implementing the same loss:
+
+- ``naive``: a loop over the pairs and over every selected position,
+  computing Eq. 3-8 one vector at a time with a dense Eq. 10-11 mask per
+  position and one ``.item()`` (a host sync) per position for DCFS;
+- ``per_pair``: the baseline a user would write, one batched product per
+  pair: the selected vectors of a pair as one (S, D) matrix, Eq. 3-8 with
+  whole-matrix ops and a dense (S, h*w) Eq. 10-11 mask, a Python loop over
+  the pairs only (one boolean selection, i.e. one sync, per pair).
+
+The head is also timed with ``selection_buffer='fixed'`` (S = h*w without
+``--max-selected``: no host sync, more work), the option that keeps the
+training step free of host syncs.
 
     python benchmarks/bench_cycle_head.py                   # CPU, D = 256
     python benchmarks/bench_cycle_head.py --threads 1       # CPU, stable
     python benchmarks/bench_cycle_head.py --device cuda --channels 2048
+    python benchmarks/bench_cycle_head.py --fixed-iters 0   # skip 'fixed'
 
 The CAM is synthetic: ``--positions`` random positions per pair are above
 beta1, all others below, so the selected count is controlled.
@@ -38,6 +49,11 @@ def parse_args():
     parser.add_argument('--max-selected', type=int, default=None)
     parser.add_argument('--iters', type=int, default=5)
     parser.add_argument('--naive-iters', type=int, default=2)
+    parser.add_argument('--per-pair-iters', type=int, default=None,
+                        help='defaults to --iters')
+    parser.add_argument('--fixed-iters', type=int, default=2,
+                        help="iterations of the head with selection_buffer="
+                        "'fixed' (0 skips it)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads; 1 avoids OpenMP spinning '
@@ -77,6 +93,38 @@ def naive_cycle_loss(feat_a, feat_b, cam_a, shared, alpha, beta1, beta2,
                 total = total - (mask.flatten() * log_wb).sum()  # Eq. 8
                 count += 1
     return total / max(count, 1)
+
+
+def per_pair_cycle_loss(feat_a, feat_b, cam_a, shared, alpha, beta1, beta2,
+                        radius, eps=1e-6):
+    """The head's L_cyc, one pair at a time, each pair in matrix products."""
+    num_pairs, channels, height, width = feat_a.shape
+    rows = torch.arange(height, device=feat_a.device).repeat_interleave(
+        width)  # (P, )
+    cols = torch.arange(width, device=feat_a.device).repeat(height)  # (P, )
+    total = feat_a.new_zeros(())
+    count = feat_a.new_zeros(())
+    for n in range(num_pairs):
+        flat_a = feat_a[n].reshape(channels, -1)  # (D, P)
+        flat_b = feat_b[n].reshape(channels, -1)  # (D, P)
+        score = cam_a[n][shared[n] > 0].amax(dim=0).flatten()  # (P, )
+        pos = (score > beta1).nonzero().flatten()  # (S, )
+        wf = flat_a[:, pos].t() @ flat_b  # Eq. 3, (S, P)
+        peak = wf.amax(dim=1, keepdim=True).abs().clamp(min=eps)
+        wf = F.softmax(alpha * wf / peak, dim=1)  # Eq. 4
+        vi = wf @ flat_b.t()  # Eq. 5, (S, D)
+        wb = vi @ flat_a  # Eq. 6, (S, P)
+        peak = wb.amax(dim=1, keepdim=True).abs().clamp(min=eps)
+        log_wb = F.log_softmax(alpha * wb / peak, dim=1)  # Eq. 7
+        back = log_wb.gather(1, pos[:, None]).squeeze(1).exp()  # (S, )
+        keep = back > beta2  # DCFS
+        dist = (rows[None] - (pos // width)[:, None])**2 + (
+            cols[None] - (pos % width)[:, None])**2  # Eq. 10, (S, P)
+        mask = torch.where(dist < radius, radius - dist, 0)  # Eq. 11
+        per_vector = (mask * log_wb).sum(dim=1)  # (S, )
+        total = total - torch.where(keep, per_vector, 0).sum()  # Eq. 8
+        count = count + keep.sum()
+    return total / count.clamp(min=1)
 
 
 def make_inputs(args):
@@ -132,9 +180,32 @@ def main():
         loss.backward()
         return loss.detach()
 
+    def run_per_pair():
+        feat_a.grad = feat_b.grad = None
+        loss = per_pair_cycle_loss(feat_a, feat_b, cam_a, shared, head.alpha,
+                                   head.beta1, head.beta2, head.radius)
+        loss.backward()
+        return loss.detach()
+
+    cuda = args.device.startswith('cuda')
     head_s, losses = timed(run_head, args.iters, args.device)
-    peak_mb = (torch.cuda.max_memory_allocated() / 2**20
-               if args.device.startswith('cuda') else None)
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    per_pair_s, per_pair_loss = timed(
+        run_per_pair, args.per_pair_iters or args.iters, args.device)
+    fixed = {}
+    if args.fixed_iters > 0:
+        head.selection_buffer = 'fixed'
+        fixed_s, fixed_losses = timed(run_head, args.fixed_iters, args.device)
+        head.selection_buffer = 'exact'
+        fixed = dict(
+            fixed_buffer_s_per_iter=round(fixed_s, 5),
+            fixed_buffer_pairs_per_s=round(args.pairs / fixed_s, 2),
+            fixed_buffer_cost=round(fixed_s / head_s, 2),
+            fixed_buffer_peak_mem_mb=(torch.cuda.max_memory_allocated() /
+                                      2**20 if cuda else None),
+            loss_fixed_buffer_abs_diff=abs(
+                float(fixed_losses['loss_cyc']) -
+                float(losses['loss_cyc'])))
     # the naive loop is ~all Python/kernel overhead: warm-up changes nothing
     naive_s, naive_loss = timed(
         run_naive, args.naive_iters, args.device, warmup=False)
@@ -150,16 +221,23 @@ def main():
         selected=int(losses['cyc_num_selected']),
         head_s_per_iter=round(head_s, 5),
         naive_s_per_iter=round(naive_s, 5),
+        per_pair_s_per_iter=round(per_pair_s, 5),
         head_pairs_per_s=round(args.pairs / head_s, 2),
         naive_pairs_per_s=round(args.pairs / naive_s, 3),
+        per_pair_pairs_per_s=round(args.pairs / per_pair_s, 2),
         speedup=round(naive_s / head_s, 1),
+        speedup_vs_per_pair=round(per_pair_s / head_s, 2),
         loss_head=float(losses['loss_cyc']),
         loss_naive=float(naive_loss),
+        loss_per_pair=float(per_pair_loss),
         loss_max_abs_diff=abs(float(losses['loss_cyc']) - float(naive_loss)),
-        head_peak_mem_mb=peak_mb)
+        loss_per_pair_abs_diff=abs(
+            float(losses['loss_cyc']) - float(per_pair_loss)),
+        head_peak_mem_mb=peak_mb,
+        **fixed)
     if args.max_selected is not None:
-        figures['note'] = ('max_selected subsamples the head only: the losses '
-                           'differ by design')
+        figures['note'] = ('max_selected subsamples the head only: the '
+                           'losses of the references differ by design')
     print(json.dumps(figures, indent=2))
     if args.json:
         with open(args.json, 'w') as f:

@@ -26,9 +26,7 @@ model = dict(
             type='Pretrained',
             checkpoint='work_dirs/pipeline/cam/epoch_40.pth',
             prefix='backbone.')),
-    test_cfg=dict(
-        cam_dir='work_dirs/pipeline/cams/cam',
-        rw=dict(radius=2, steps=16)))
+    test_cfg=dict(rw=dict(radius=2, steps=16)))
 # 96 px images: no crop, flips only (as the stage-1 synthetic twin)
 train_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
@@ -45,7 +43,17 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=2,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
-test_dataloader = dict(num_workers=2, dataset=dict(data_root=data_root))
+# the CAMs the walk reads (tools/run_pipeline.py points it at its own)
+test_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCAMFromFile', cam_dir=label_cam_dir, num_classes=20),
+    dict(type='LoadPseudoMask', mask_dir=None, num_classes=20),
+    dict(type='LoadCheckedAnnotations'),
+    dict(type='PackImageLabelInputs'),
+]
+test_dataloader = dict(
+    num_workers=2,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
 val_dataloader = test_dataloader
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [

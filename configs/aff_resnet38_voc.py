@@ -13,7 +13,6 @@ rw_cam_dir = 'work_dirs/cams'
 # psa train_aff.py defaults: crop 448, batch 8, 8 epochs, lr 0.1, wd 5e-4
 # (its README runs ResNet-38 with --lr 0.07 --crop_size 256 instead).
 crop_size = (448, 448)
-model = dict(test_cfg=dict(cam_dir=rw_cam_dir))
 # psa VOC12AffDataset: no resize; crop (zero-filled when the image is
 # smaller) and flip jointly with the score maps, colour jitter; the
 # confident label map comes from the cropped maps pooled by 8.
@@ -30,11 +29,15 @@ train_pipeline = [
     dict(type='PackAffinityInputs', stride=8),
 ]
 # The random walk runs on the original image (padded to a multiple of 8 in
-# the model), as psa's infer_aff.py.
+# the model), as psa's infer_aff.py. The model reads no file: the CAM to
+# walk comes with the sample, and a mask an earlier run wrote is read back
+# (tools/test.py --pseudo-mask-dir sets mask_dir), so a walk resumes.
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadCAMFromFile', cam_dir=rw_cam_dir, num_classes=20),
+    dict(type='LoadPseudoMask', mask_dir=None, num_classes=20),
     dict(type='LoadCheckedAnnotations'),
-    dict(type='PackSegInputs'),
+    dict(type='PackImageLabelInputs'),
 ]
 train_dataloader = dict(
     batch_size=8, dataset=dict(pipeline=train_pipeline))

@@ -37,6 +37,13 @@ EXPECTED = [
      'mmcyc.datasets.transforms.load_affinity_scores'),
     (TRANSFORMS, 'PackAffinityInputs',
      'mmcyc.datasets.transforms.pack_affinity_inputs'),
+    (MODELS, 'LPCAM', 'mmcyc.models.classifiers.lpcam'),
+    (MODELS, 'SSENetClassifier', 'mmcyc.models.classifiers.ssenet_classifier'),
+    (MODELS, 'ScaleEquivarianceLoss',
+     'mmcyc.models.losses.scale_equivariance_loss'),
+    (MODELS, 'VGG16d', 'mmcyc.models.backbones.vgg16d'),
+    (TRANSFORMS, 'LoadPseudoMask',
+     'mmcyc.datasets.transforms.load_pseudo_mask'),
     (TASK_UTILS, 'DenseCRF', 'mmcyc.models.utils.dense_crf'),
 ]
 

@@ -154,6 +154,9 @@ def main():
     rank, world_size = get_dist_info()
     device = torch.device('cuda', torch.cuda.current_device()) \
         if torch.cuda.is_available() else torch.device('cpu')
+    # every image goes through F at its own size: cudnn.benchmark would
+    # autotune the convolutions afresh for each shape (slower, not faster)
+    torch.backends.cudnn.benchmark = False
     dataset_cfg = image_label_dataset_cfg(cfg)
     refiner_cfg = dict(cfg.get('refiner') or dict(type='CAMRefiner'))
     if args.num_refs is not None:
@@ -213,7 +216,8 @@ def main():
         progress=True)
     logger.info(f'feature bank {bank_file}: {len(bank)} vectors of '
                 f'{bank.num_images} images, D = {bank.channels} '
-                f'({time.time() - start:.1f} s)')
+                f'({time.time() - start:.1f} s); read from '
+                f'{refiner.place_bank(device)} memory')
 
     # 2. refine this rank's targets
     mine = list(range(rank, len(target_set), world_size))

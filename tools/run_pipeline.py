@@ -69,7 +69,8 @@ from mmcyc.utils.manifest import (config_digest,  # noqa: E402
                                   manifest_matches, read_manifest,
                                   write_manifest)
 from mmcyc.utils.config_options import (data_root_options,  # noqa: E402
-                                        final_checkpoint_name)
+                                        final_checkpoint_name,
+                                        transform_options)
 from mmcyc.visualization import (add_local_image, draw_curves,  # noqa: E402
                                  read_scalars)
 
@@ -460,7 +461,7 @@ class Pipeline:
             shutil.rmtree(self.path('lpcam'), ignore_errors=True)
         config, checkpoint = self.stage_config('cam'), self.cam_checkpoint()
         if lpcam is not None:
-            fit_split = lpcam.get('split', 'train_aug')
+            fit_split = lpcam.get('split', 'train')
             base_dir = self.path('cams', 'cam_base')
             # train scored first: its files are read back by train_aug
             splits = ['train'] + [fit_split] * (fit_split != 'train')
@@ -636,7 +637,13 @@ class Pipeline:
             f'model.backbone.init_cfg.checkpoint={self.cam_checkpoint()}',
             f'train_dataloader.dataset.pipeline.1.cam_dir={cams}',
             f'train_dataloader.dataset.pipeline.1.crf_cache_dir={crf_cache}',
-            f'model.test_cfg.cam_dir={cams}')
+            *self.walked_cams(cams))
+
+    def walked_cams(self, cams: str) -> List[str]:
+        """Options pointing AffinityNet's val / test walk at a CAM folder."""
+        return transform_options(self.stage_config('aff'), 'LoadCAMFromFile',
+                                 ('val_dataloader', 'test_dataloader'),
+                                 cam_dir=cams)
 
     def rw(self, force: bool) -> None:
         """Walk the plain and the refined CAMs into pseudo masks.
@@ -664,7 +671,7 @@ class Pipeline:
                     f'ImageSets/Segmentation/{split}.txt',
                     '--pseudo-mask-dir', masks, '--metrics-json', metrics,
                     '--cfg-options', *self.data_options(config),
-                    f'model.test_cfg.cam_dir={self.path("cams", cams)}'))
+                    *self.walked_cams(self.path('cams', cams))))
             jobs.append(job)
         self.run_jobs(jobs)  # the two walks concurrently
 

@@ -9,7 +9,6 @@ import os.path as osp
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmcyc.engine import (register_trusted_checkpoint_loader,
@@ -36,9 +35,9 @@ def parse_args():
     parser.add_argument(
         '--pseudo-mask-dir',
         help='write every prediction as a VOC palette PNG there '
-        '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks; for '
-        'a model with test_cfg.mask_dir (AffinityNet), images whose PNG '
-        'exists are read back (resumable)')
+        '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks; with a '
+        'LoadPseudoMask in the test pipeline (AffinityNet\'s configs), '
+        'images whose PNG exists are read back (resumable)')
     parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
     parser.add_argument(
@@ -87,24 +86,32 @@ def load_checked(runner: Runner, checkpoint: str) -> None:
 def output_parts(cfg: Config, checkpoint: str) -> dict:
     """What the per-image outputs of this test run are made from.
 
-    The checkpoint's bytes, the model config (less where it writes and
-    reads back), the test pipeline and data root, and the manifest key of
-    the CAM folder the model reads (AffinityNet's ``test_cfg.cam_dir``).
+    The checkpoint's bytes, the model config (less where it writes), the
+    test pipeline (less the folders it reads) and data root, and the
+    manifest key of the CAM folder the test pipeline reads
+    (``LoadCAMFromFile``, e.g. the CAMs AffinityNet walks).
     """
     model_cfg = copy.deepcopy(cfg.model.to_dict())
     test_cfg = dict(model_cfg.pop('test_cfg', None) or {})
-    cam_dir = test_cfg.pop('cam_dir', None)
-    for key in ('out_dir', 'mask_dir'):
-        test_cfg.pop(key, None)
+    test_cfg.pop('out_dir', None)
     dataset = cfg.test_dataloader.dataset
+    pipeline = copy.deepcopy([dict(step) for step in
+                              dataset.get('pipeline') or ()])
+    cams_read = []
+    for step in pipeline:
+        if step.get('type') == 'LoadCAMFromFile':
+            cam_dir = step.pop('cam_dir')
+            cams_read.append(folder_key(cam_dir) or osp.abspath(cam_dir))
+        elif step.get('type') == 'LoadPseudoMask':
+            step.pop('mask_dir', None)  # the output folder itself
     return dict(
         checkpoint=file_digest(checkpoint),
         model=digest(model_cfg),
         test_cfg=test_cfg,
-        test_pipeline=digest(dataset.get('pipeline')),
+        test_pipeline=digest(pipeline),
         data_root=dataset.get('data_root'),
-        cams_read=None if cam_dir is None else
-        (folder_key(cam_dir) or osp.abspath(cam_dir)))
+        cams_read=cams_read[0] if len(cams_read) == 1 else
+        (cams_read or None))
 
 
 def guard_outputs(cfg: Config, args) -> list:
@@ -155,6 +162,11 @@ def main():
     if args.split is not None:
         cfg.test_dataloader.dataset.ann_file = args.split
     if args.pseudo_mask_dir is not None:
+        # masks already written are read back (resumable) where the test
+        # pipeline can (LoadPseudoMask: AffinityNet's walk)
+        for step in cfg.test_dataloader.dataset.get('pipeline') or ():
+            if step.get('type') == 'LoadPseudoMask':
+                step['mask_dir'] = args.pseudo_mask_dir
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='PseudoMaskWriterHook', out_dir=args.pseudo_mask_dir,
                  loops=('test', ))
@@ -162,17 +174,16 @@ def main():
     cfg.load_from = None  # loaded below, checked against the model
     drop_ema_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
+    # every test image has its own shape (multi-scale CAM inference, the
+    # random walk, whole-image segmentation): with cudnn.benchmark each new
+    # shape is autotuned afresh, slower than the default algorithms.
+    # Trainings on fixed crops keep default_runtime's cudnn_benchmark=True
+    cfg.env_cfg = dict(cfg.get('env_cfg') or {}, cudnn_benchmark=False)
+    torch.backends.cudnn.benchmark = False
 
     guarded = guard_outputs(cfg, args)
     runner = Runner.from_cfg(cfg)
     load_checked(runner, args.checkpoint)
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
-    test_cfg = getattr(model, 'test_cfg', None)
-    if args.pseudo_mask_dir is not None and isinstance(
-            test_cfg, dict) and 'mask_dir' in test_cfg:
-        # a model that can read its masks back (AffinityNet): resumable
-        test_cfg['mask_dir'] = args.pseudo_mask_dir
     metrics = runner.test()
     for folder, key, parts in guarded:
         finish_output_dir(folder, key, parts)

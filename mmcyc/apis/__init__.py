@@ -20,3 +20,7 @@ __all__ += ['forward_features']
 from .eq14_trace import trace_eq14  # noqa: E402
 
 __all__ += ['trace_eq14']
+from .lpcam import (fit_lpcam, gather_lpcam_sets,  # noqa: E402
+                    load_stage1_checkpoint)
+
+__all__ += ['fit_lpcam', 'gather_lpcam_sets', 'load_stage1_checkpoint']

@@ -69,6 +69,56 @@ def data_root_options(cfg: Union[Config, str],
     return options
 
 
+def _pipeline_keys(dataset: dict, key: str) -> List[tuple]:
+    """``(dotted key, pipeline)`` of every dataset config holding one."""
+    found = []
+    if isinstance(dataset.get('pipeline'), (list, tuple)):
+        found.append((key + '.pipeline', dataset['pipeline']))
+    if isinstance(dataset.get('dataset'), dict):
+        found += _pipeline_keys(dataset['dataset'], key + '.dataset')
+    for i, sub in enumerate(dataset.get('datasets') or ()):
+        if isinstance(sub, dict):
+            found += _pipeline_keys(sub, f'{key}.datasets.{i}')
+    return found
+
+
+def transform_options(cfg: Union[Config, str],
+                      transform: str,
+                      loaders: Sequence[str] = LOADERS,
+                      **values) -> List[str]:
+    """``--cfg-options`` setting arguments of a transform wherever it is.
+
+    Every transform of type ``transform`` in the pipelines of the given
+    dataloaders gets ``values``, addressed by its index, e.g. the CAM folder
+    an AffinityNet's walk reads: ``transform_options(cfg,
+    'LoadCAMFromFile', cam_dir=D)`` ->
+    ``['test_dataloader.dataset.pipeline.1.cam_dir=D', ...]``.
+
+    Raises:
+        ValueError: If none of those pipelines has such a transform (naming
+            the config).
+    """
+    cfg = _as_config(cfg)
+    options = []
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or not loader_cfg.get('dataset'):
+            continue
+        for key, pipeline in _pipeline_keys(loader_cfg['dataset'],
+                                            f'{loader}.dataset'):
+            options += [
+                f'{key}.{i}.{name}={value}'
+                for i, step in enumerate(pipeline)
+                if isinstance(step, dict) and step.get('type') == transform
+                for name, value in values.items()
+            ]
+    if not options:
+        raise ValueError(
+            f'{cfg.filename}: no {transform} in the pipelines of '
+            f'{", ".join(loaders)}; expected one to set {sorted(values)}')
+    return options
+
+
 def parse_cfg_options(options: Sequence[str]) -> Dict:
     """``['a.b=1', 'c=x']`` -> the dict ``DictAction`` makes of them.
 

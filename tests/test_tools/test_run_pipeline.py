@@ -195,7 +195,8 @@ def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
         '--pseudo-mask-dir', str(out / 'masks'), '--metrics-json',
         str(metrics), '--cfg-options',
         f'test_dataloader.dataset.data_root={data}',
-        f"model.test_cfg.cam_dir={work / 'work' / 'cams' / 'cyc_rw'}",
+        f"test_dataloader.dataset.pipeline.1.cam_dir="
+        f"{work / 'work' / 'cams' / 'cyc_rw'}",
         env=dict(os.environ, PYTHON=python, PORT=free_port))
     pngs = sorted((out / 'masks').glob('*.png'))
     assert len(pngs) == 8  # the train images
@@ -212,7 +213,7 @@ def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
 def test_walk_resumes_from_masks_already_written(pipeline_run, run_tool,
                                                  python):
     """tools/test.py --pseudo-mask-dir reads back the PNGs in the folder
-    (AffinityNet's test_cfg.mask_dir) and walks only the missing images,
+    (the test pipeline's LoadPseudoMask) and walks only the missing images,
     when the folder's manifest says they were made by the same inputs."""
     work, _, _ = pipeline_run
     out = work / 'resumed'
@@ -226,7 +227,8 @@ def test_walk_resumes_from_masks_already_written(pipeline_run, run_tool,
         str(work / 'resumed_work'), '--split',
         'ImageSets/Segmentation/train.txt', '--pseudo-mask-dir', str(out),
         '--cfg-options', f"test_dataloader.dataset.data_root={work / 'data'}",
-        f"model.test_cfg.cam_dir={work / 'work' / 'cams' / 'cyc'}"
+        f"test_dataloader.dataset.pipeline.1.cam_dir="
+        f"{work / 'work' / 'cams' / 'cyc'}"
     ]
     run_tool(*args)
     walked = {n: np.asarray(Image.open(out / f'{n}.png')) for n in names}
@@ -344,3 +346,53 @@ def test_stage_keys_follow_their_inputs(tmp_path):
     edited = keys(str(config), '/data/a')
     changed = {s for s in tool.STAGES if edited[s] != base[s]}
     assert changed == {'aff_train', 'rw', 'seg'}
+
+
+def test_lpcam_source_replaces_the_cams(tmp_path, run_tool, python):
+    """With an lpcam entry, cam_infer keeps the stage-1 CAMs in
+    cams/cam_base, fits the prototypes on them and puts LPCAM maps (other
+    values, the same format and images) in cams/cam, which every later stage
+    reads; the entry changes cam_infer's key and not cam_train's."""
+    from mmcyc.utils import load_cam
+    from mmcyc.utils.manifest import read_manifest
+    work, data = tmp_path / 'work', tmp_path / 'data'
+    run_tool(python, 'tools/run_pipeline.py', '--config',
+             'tests/data/pipeline_tiny_lpcam.py', '--work-dir', str(work),
+             '--data-root', str(data), '--only', 'data', 'cam_train',
+             'cam_infer')
+    checkpoint = torch.load(work / 'lpcam' / 'lpcam.pth', map_location='cpu',
+                            weights_only=False)
+    assert any('prototype' in k for k in checkpoint['state_dict'])
+    train = (data / 'ImageSets' / 'Segmentation' / 'train.txt').read_text()
+    names = [osp.splitext(osp.basename(n))[0] for n in train.split()]
+    differ = 0
+    for name in names:
+        lp, lp_labels = load_cam(str(work / 'cams' / 'cam' / f'{name}.npz'))
+        cam, labels = load_cam(str(work / 'cams' / 'cam_base' /
+                                   f'{name}.npz'))
+        assert np.array_equal(lp_labels, labels) and lp.shape == cam.shape
+        assert lp.min() >= 0 and lp.max() <= 1
+        differ += int(not np.allclose(lp, cam))
+    assert differ > 0
+    for split in ('train', 'val', 'train_aug'):
+        assert (work / 'metrics' / f'cam_{split}.json').is_file()
+    assert (work / 'metrics' / 'cam_base_train.json').is_file()
+    # the same config without the lpcam entry: cam_train's key is the
+    # one its manifest holds, cam_infer's differs
+    import importlib.util
+
+    from mmengine.logging import MMLogger
+    spec = importlib.util.spec_from_file_location(
+        'run_pipeline_lpcam', osp.join('tools', 'run_pipeline.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = Config.fromfile('tests/data/pipeline_tiny_lpcam.py')
+    cfg = Config({k: v for k, v in cfg.to_dict().items() if k != 'lpcam'},
+                 filename=cfg.filename)
+    plain = tool.Pipeline(cfg, str(work), str(data),
+                          MMLogger.get_instance('test_lpcam_keys'))
+    manifest = read_manifest(str(work / 'manifests' / 'cam_train.json'))
+    assert plain.stage_key('cam_train') == manifest['key']
+    manifest = read_manifest(str(work / 'manifests' / 'cam_infer.json'))
+    assert plain.stage_key('cam_infer') != manifest['key']
+    assert 'lpcam' in manifest['parts']['entries']

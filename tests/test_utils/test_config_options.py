@@ -3,7 +3,7 @@ from mmengine.config import Config
 
 from mmcyc.utils.config_options import (data_root_options,
                                         final_checkpoint_name,
-                                        parse_cfg_options)
+                                        parse_cfg_options, transform_options)
 
 
 def _merged(cfg, options):
@@ -86,3 +86,39 @@ def test_final_checkpoint_name():
         final_checkpoint_name(Config(dict(train_cfg=dict(type='X'))))
     with pytest.raises(ValueError, match='no train_cfg'):
         final_checkpoint_name(Config(dict()))
+
+
+def test_transform_options_find_every_instance():
+    """Each matching transform, at its index, in plain and wrapped datasets
+    of the named loaders only; none found names the config."""
+    load = dict(type='LoadImageFromFile')
+    cams = dict(type='LoadCAMFromFile', cam_dir='old')
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(type='Paired',
+                             dataset=dict(pipeline=[load, cams]))),
+            val_dataloader=dict(dataset=dict(pipeline=[load, cams])),
+            test_dataloader=dict(dataset=dict(
+                type='ConcatDataset',
+                datasets=[dict(pipeline=[cams]), dict(pipeline=[load])]))))
+    options = transform_options(cfg, 'LoadCAMFromFile',
+                                ('val_dataloader', 'test_dataloader'),
+                                cam_dir='/new', num_classes=5)
+    assert options == [
+        'val_dataloader.dataset.pipeline.1.cam_dir=/new',
+        'val_dataloader.dataset.pipeline.1.num_classes=5',
+        'test_dataloader.dataset.datasets.0.pipeline.0.cam_dir=/new',
+        'test_dataloader.dataset.datasets.0.pipeline.0.num_classes=5',
+    ]
+    merged = _merged(cfg, options)
+    assert merged.val_dataloader.dataset.pipeline[1] == dict(
+        type='LoadCAMFromFile', cam_dir='/new', num_classes=5)
+    assert merged.test_dataloader.dataset.datasets[0].pipeline[0][
+        'cam_dir'] == '/new'
+    assert merged.train_dataloader.dataset.dataset.pipeline[1][
+        'cam_dir'] == 'old'  # loader not named
+    assert transform_options(cfg, 'LoadCAMFromFile', cam_dir='x')[0] == \
+        'train_dataloader.dataset.dataset.pipeline.1.cam_dir=x'
+    with pytest.raises(ValueError, match='no LoadPseudoMask in the pipelines'):
+        transform_options(cfg, 'LoadPseudoMask', mask_dir='m')

@@ -26,7 +26,6 @@ model = dict(
         loss_weights=(0.25, 0.25, 0.5)),
     num_classes=20,
     test_cfg=dict(
-        cam_dir=None,  # the CAMs to propagate (see configs/aff_*.py)
         bg_alpha=16,  # psa infer_aff.py --alpha: background (1 - max)^16
         stride=8,
         # psa infer_aff.py: beta 8, T squared logt = 8 times = 256 steps

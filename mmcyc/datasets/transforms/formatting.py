@@ -26,8 +26,12 @@ class PackImageLabelInputs(PackSegInputs):
     pads ``gt_sem_seg`` only, so in a padded batch ``gt_cam`` keeps each
     image's own size (``CyCSNet`` pads it). Its size must be the image's.
 
+    A pseudo mask read back by :class:`LoadPseudoMask`,
+    ``results['written_sem_seg']`` (H, W), becomes
+    ``data_sample.written_sem_seg`` (PixelData (1, H, W), int64).
+
     Required keys: ``label_key`` (and what :class:`PackSegInputs` packs).
-    Optional keys: ``gt_cam``.
+    Optional keys: ``gt_cam``, ``written_sem_seg``.
     Added keys: ``inputs`` ((C, H, W) tensor), ``data_samples``
     (SegDataSample).
 
@@ -70,6 +74,9 @@ class PackImageLabelInputs(PackSegInputs):
             cam = np.ascontiguousarray(cam.transpose(2, 0, 1))  # (C, H, W)
             packed['data_samples'].gt_cam = PixelData(
                 data=torch.from_numpy(cam))
+        if 'written_sem_seg' in results:  # LoadPseudoMask: read back
+            packed['data_samples'].written_sem_seg = PixelData(
+                data=torch.from_numpy(results['written_sem_seg'])[None])
         return packed
 
     def __repr__(self) -> str:

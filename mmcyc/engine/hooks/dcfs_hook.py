@@ -52,6 +52,15 @@ class DCFSHook(Hook):
         With ``mode='fixed'`` a loaded checkpoint's beta2 is ignored: beta2
         stays ``init_value``.
 
+    Note:
+        Reading the statistic (``float()`` of 0-dim device tensors) syncs
+        the host with the device, but after the step: mmengine's
+        ``RuntimeInfoHook`` (priority VERY_HIGH, before this hook) has
+        already read every logged value the same way, so the device is idle
+        by then and nothing inside ``train_step`` waits. beta2 reaches the
+        head as a Python float, a scalar operand of its comparison (no copy
+        to the device).
+
     Args:
         init_value (float): Initial beta2, in [0, 1]; the paper's is 0.
             Defaults to 0.0.

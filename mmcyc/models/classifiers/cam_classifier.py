@@ -12,8 +12,8 @@ from mmseg.structures import SegDataSample
 
 from mmcyc.utils import CAMStore, checked_settings
 from ..utils.backbone_features import feature_channels, select_feature
-from ..utils.cam import (cam_to_mask, class_activation_map, mask_cam_by_label,
-                         multi_scale_cam, normalize_cam)
+from ..utils.cam import (CAM_ACTIVATIONS, cam_to_mask, class_activation_map,
+                         mask_cam_by_label, multi_scale_cam, normalize_cam)
 
 SampleList = List[SegDataSample]
 
@@ -30,9 +30,10 @@ class CAMClassifier(BaseModel):
 
         forward(mode='loss')    : extract_feat -> dropout -> GAP -> classifier
                                   -> loss_cls (Eq. 12)
-        forward(mode='tensor')  : extract_feat -> class_activation_map (Eq. 1)
+        forward(mode='tensor')  : cam: extract_feat -> class_activation_map
+                                  (Eq. 1 + cam_activation)
         forward(mode='predict') : [CAMStore hit -> load] or
-                                  multi_scale_cam -> mask_cam_by_label
+                                  multi_scale_cam (of cam) -> mask_cam_by_label
                                   -> normalize_cam (Eq. 2) -> [CAMStore save]
                                   -> cam_to_mask
 
@@ -54,6 +55,12 @@ class CAMClassifier(BaseModel):
             read back instead of recomputed, which makes inference resumable).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
+        cam_activation (str): Applied to Eq. 1's scores by :meth:`cam`, so
+            by every CAM this classifier gives (``mode='tensor'``, the
+            multi-scale ``predict``, CyCSNet's CAM_A): ``'relu'`` (psa's
+            ResNet-38) or ``'sqrt_relu'`` (``sqrt(relu(.))``, psa's VGG-16
+            ``vgg16_cls``). Training (the logits) does not use it.
+            Defaults to 'relu'.
     """
 
     def __init__(self,
@@ -65,9 +72,13 @@ class CAMClassifier(BaseModel):
                  loss_cls: dict = dict(type='MultiLabelSoftMarginLoss'),
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 cam_activation: str = 'relu'):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if cam_activation not in CAM_ACTIVATIONS:
+            raise ValueError(f'cam_activation must be one of '
+                             f'{CAM_ACTIVATIONS}, got {cam_activation!r}')
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         if not 0 <= dropout_ratio < 1:
@@ -79,6 +90,7 @@ class CAMClassifier(BaseModel):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feature_index = feature_index
+        self.cam_activation = cam_activation
         self.dropout = nn.Dropout2d(dropout_ratio)
         self.classifier = nn.Conv2d(
             in_channels, num_classes, kernel_size=1, bias=False)
@@ -110,9 +122,21 @@ class CAMClassifier(BaseModel):
         return select_feature(self.backbone(inputs), self.feature_index)
 
     def cam(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Eq. 1 + ReLU for normalised inputs (N, 3, H, W) -> (N, C, h, w)."""
+        """Eq. 1 + ``cam_activation`` for normalised inputs.
+
+        The one place the classifier's CAM is computed: ``mode='tensor'``,
+        :meth:`predict` (through ``multi_scale_cam``) and CyCSNet's CAM_A
+        call it.
+
+        Args:
+            inputs (Tensor): Images, shape (N, 3, H, W).
+
+        Returns:
+            Tensor: Un-normalised CAMs, shape (N, C, h, w).
+        """
         return class_activation_map(
-            self.extract_feat(inputs), self.classifier.weight)
+            self.extract_feat(inputs), self.classifier.weight,
+            self.cam_activation)
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """Image-level class scores, shape (N, C)."""

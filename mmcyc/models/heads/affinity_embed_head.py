@@ -1,11 +1,13 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """AffinityNet's embedding head and affinity loss (pipeline stage 4)."""
+import copy
 import numbers
 from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
@@ -16,6 +18,31 @@ from ..utils.random_walk import pair_affinity, radius_offsets
 LOG_EPS = 1e-5
 
 
+def level_norm_cfgs(norm_cfg: dict, num_levels: int) -> list:
+    """One norm config per level from ``norm_cfg``.
+
+    A sequence ``num_groups`` (GroupNorm) gives each level its own; any
+    other config is shared.
+
+    Args:
+        norm_cfg (dict): e.g. ``dict(type='GN', num_groups=(8, 16, 32))``.
+        num_levels (int): Number of levels.
+
+    Returns:
+        list[dict]: ``num_levels`` configs for ``build_norm_layer``.
+    """
+    if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
+        raise TypeError(f'norm_cfg must be a dict with a type, got '
+                        f'{norm_cfg!r}')
+    groups = norm_cfg.get('num_groups')
+    if not isinstance(groups, (list, tuple)):
+        return [copy.deepcopy(dict(norm_cfg)) for _ in range(num_levels)]
+    if len(groups) != num_levels:
+        raise ValueError(f'norm_cfg.num_groups must hold one value per level '
+                         f'({num_levels}), got {tuple(groups)}')
+    return [dict(norm_cfg, num_groups=g) for g in groups]
+
+
 @MODELS.register_module()
 class AffinityEmbedHead(BaseModule):
     """Multi-level features -> affinity embedding, and the affinity loss.
@@ -24,12 +51,16 @@ class AffinityEmbedHead(BaseModule):
     Supervision" (CVPR 2018, https://arxiv.org/abs/1803.10464), Sect. 3.2,
     as psa's ``network/resnet38_aff.py`` and ``train_aff.py`` build it.
     Parameter names fit psa's ``res38_aff.pth`` once converted
-    (``f8_3/f8_4/f8_5 -> projs.0/1/2``, ``f9 -> fuse``).
+    (``f8_3/f8_4/f8_5 -> projs.0/1/2``, ``f9 -> fuse``); with
+    ``norm_cfg=dict(type='GN', num_groups=(8, 16, 32))`` they fit psa's
+    VGG-16 ``vgg16_aff`` (``network/vgg16_aff.py``: ``gn8_3/gn8_4/gn8_5 ->
+    norms.0/1/2``).
 
     Call order::
 
-        forward(feats)                   projs[i] 1x1 + ELU on each level,
-                                         concat, fuse 1x1 + ELU -> f
+        forward(feats)                   projs[i] 1x1 [-> norms[i]] + ELU on
+                                         each level, concat,
+                                         fuse 1x1 + ELU -> f
         loss_by_feat(f, aff_label)
             pair_affinity(f, offsets)     a_ij = exp(-mean|f_i - f_j|)
             affinity_pair_labels(label)   bg / fg / neg pairs
@@ -53,6 +84,11 @@ class AffinityEmbedHead(BaseModule):
             terms. Defaults to (0.25, 0.25, 0.5) (psa: ``bg/4 + fg/4 +
             neg/2``).
         ignore_index (int): Ignored label value. Defaults to 255.
+        norm_cfg (dict, optional): A norm after each per-level projection,
+            before its ELU (none after ``fuse``, as psa). A GN config's
+            ``num_groups`` may be a sequence, one per level: psa's VGG-16
+            uses ``dict(type='GN', num_groups=(8, 16, 32))``. Defaults to
+            None: no norm (psa's ResNet-38).
         init_cfg (dict, optional): Initialisation config. Defaults to None:
             psa's init (Kaiming normal for ``projs``, Xavier uniform with
             gain 4 for ``fuse``), applied in ``__init__``.
@@ -65,6 +101,7 @@ class AffinityEmbedHead(BaseModule):
                  radius: int = 5,
                  loss_weights: Sequence[float] = (0.25, 0.25, 0.5),
                  ignore_index: int = IGNORE_INDEX,
+                 norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         in_channels, proj_channels = tuple(in_channels), tuple(proj_channels)
@@ -92,6 +129,12 @@ class AffinityEmbedHead(BaseModule):
         self.projs = nn.ModuleList(
             nn.Conv2d(cin, cout, 1, bias=False)
             for cin, cout in zip(in_channels, proj_channels))
+        self.norm_cfg = norm_cfg
+        if norm_cfg is not None:
+            self.norms = nn.ModuleList(
+                build_norm_layer(cfg, cout)[1] for cfg, cout in zip(
+                    level_norm_cfgs(norm_cfg, len(proj_channels)),
+                    proj_channels))
         self.fuse = nn.Conv2d(sum(proj_channels), out_channels, 1, bias=False)
         if init_cfg is None:
             for proj in self.projs:
@@ -111,7 +154,10 @@ class AffinityEmbedHead(BaseModule):
         if len(feats) != len(self.projs):
             raise ValueError(f'expected {len(self.projs)} feature levels, '
                              f'got {len(feats)}')
-        projected = [F.elu(proj(x)) for proj, x in zip(self.projs, feats)]
+        projected = [proj(x) for proj, x in zip(self.projs, feats)]
+        if self.norm_cfg is not None:
+            projected = [norm(x) for norm, x in zip(self.norms, projected)]
+        projected = [F.elu(x) for x in projected]
         return F.elu(self.fuse(torch.cat(projected, dim=1)))  # (N, D, h, w)
 
     def loss_by_feat(self, embedding: torch.Tensor,

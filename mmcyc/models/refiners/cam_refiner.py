@@ -15,6 +15,34 @@ from ..utils.cam import grid_stride
 from ..utils.cam_refinement import refine_cam
 from .feature_bank import FeatureBank, FeatureFn, seeded_generator
 
+BANK_DEVICES = ('auto', 'cpu')
+
+
+def bank_placement(device: torch.device, bank_bytes: int, mode: str,
+                   fraction: float, free_bytes: Optional[int] = None) -> str:
+    """Where a feature bank serves the targets refined on ``device``.
+
+    Args:
+        device (torch.device): The device F's features (and the work of
+            Eq. 14) are on.
+        bank_bytes (int): The bank's size (:attr:`FeatureBank.nbytes`).
+        mode (str): ``'auto'`` or ``'cpu'`` (see :class:`CAMRefiner`).
+        fraction (float): Largest share of the device's free memory the
+            bank may take.
+        free_bytes (int, optional): Free memory of ``device``; read from
+            ``torch.cuda.mem_get_info`` when None.
+
+    Returns:
+        str: ``'device'`` (move the bank there), ``'pinned'`` (keep it on
+        the CPU, gather into page-locked memory, copy asynchronously) or
+        ``'cpu'`` (as on a CPU-only machine: gather and copy).
+    """
+    if device.type != 'cuda' or mode == 'cpu':
+        return 'cpu'  # a CPU run keeps the bank where it is, as before
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    return 'device' if bank_bytes <= fraction * free_bytes else 'pinned'
+
 
 @MODELS.register_module()
 class CAMRefiner(BaseModule):
@@ -76,6 +104,20 @@ class CAMRefiner(BaseModule):
             Defaults to 0.
         chunk_size (int, optional): Reference vectors per batched product;
             None for all at once. Defaults to 4096.
+        bank_device (str): Where the bank is read from when the features
+            are on a GPU: ``'auto'`` (default) moves it to that GPU at the
+            first target if it takes at most ``bank_memory_fraction`` of the
+            free memory there (each target's vectors are then gathered on
+            the GPU, no copy), else keeps it on the CPU and gathers each
+            target's vectors into page-locked memory, copied to the GPU
+            asynchronously; ``'cpu'`` keeps the bank on the CPU with
+            ordinary copies. With features on the CPU the bank stays there
+            whatever the value, as before. The refined CAMs are the same
+            wherever the bank is (see :func:`bank_placement`).
+        bank_memory_fraction (float): Largest share of the GPU's free
+            memory the bank may take with ``'auto'``, in (0, 1]. Defaults to
+            0.5: the VOC bank (~4.2 GB at K = 64) fits any training GPU with
+            room for F's forward passes.
         init_cfg (dict, optional): Unused (no parameters).
     """
 
@@ -88,6 +130,8 @@ class CAMRefiner(BaseModule):
                  max_vectors_per_image: Optional[int] = 64,
                  seed: int = 0,
                  chunk_size: Optional[int] = 4096,
+                 bank_device: str = 'auto',
+                 bank_memory_fraction: float = 0.5,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(num_refs, int) or num_refs < 0:
@@ -111,6 +155,14 @@ class CAMRefiner(BaseModule):
                                        or chunk_size < 1):
             raise ValueError('chunk_size must be an int >= 1 or None, got '
                              f'{chunk_size!r}')
+        if bank_device not in BANK_DEVICES:
+            raise ValueError(f'bank_device must be one of {BANK_DEVICES}, '
+                             f'got {bank_device!r}')
+        if not 0 < bank_memory_fraction <= 1:
+            raise ValueError('bank_memory_fraction must be in (0, 1], got '
+                             f'{bank_memory_fraction!r}')
+        self.bank_device = bank_device
+        self.bank_memory_fraction = float(bank_memory_fraction)
         self.num_refs = num_refs
         self.alpha = float(alpha)
         self.beta1 = float(beta1)
@@ -120,6 +172,8 @@ class CAMRefiner(BaseModule):
         self.seed = seed
         self.chunk_size = chunk_size
         self.bank: Optional[FeatureBank] = None
+        # (device the bank serves, 'device' | 'pinned' | 'cpu')
+        self._bank_place: Optional[tuple] = None
         self.missing_refs: Counter = Counter()
 
     def bank_meta(self) -> dict:
@@ -141,6 +195,29 @@ class CAMRefiner(BaseModule):
                 'the feature bank was built with other settings (bank, '
                 f'refiner): {wrong}; rebuild it')
         self.bank = bank
+        self._bank_place = None
+
+    def place_bank(self, device) -> str:
+        """Put the bank where targets refined on ``device`` read it.
+
+        :meth:`refine` calls it at the first target (and when the device
+        changes); call it earlier to log the choice. See ``bank_device``.
+
+        Args:
+            device (torch.device | str): The device of F's features.
+
+        Returns:
+            str: ``'device'``, ``'pinned'`` or ``'cpu'``.
+        """
+        if self.bank is None:
+            raise RuntimeError('no feature bank: call build_bank or set_bank '
+                               'first')
+        device = torch.device(device)
+        where = bank_placement(device, self.bank.nbytes, self.bank_device,
+                               self.bank_memory_fraction)
+        self.bank.to(device if where == 'device' else 'cpu')
+        self._bank_place = (device, where)
+        return where
 
     def build_bank(self,
                    features: FeatureFn,
@@ -285,9 +362,14 @@ class CAMRefiner(BaseModule):
         self._check_target(cam_t, feat_t, labels_t, target_name)
         if self.num_refs == 0:
             return cam_t.clone()
+        device = feat_t.device
+        if self._bank_place is None or self._bank_place[0] != device:
+            self.place_bank(device)
         images = self.sample_references(labels_t, target_name)  # (n, )
         present = labels_t.detach().cpu() > 0.5  # (C, )
-        vectors, classes = self.bank.gather(images, present)  # (S, D), (S, )
+        vectors, classes = self.bank.gather(
+            images, present,
+            pin_memory=self._bank_place[1] == 'pinned')  # (S, D), (S, )
         found = torch.bincount(
             classes.cpu(), minlength=len(present))[:len(present)] > 0
         for cls in torch.nonzero(present & ~found).flatten().tolist():
@@ -299,9 +381,9 @@ class CAMRefiner(BaseModule):
                     'images has one above beta1); the class is left '
                     'unchanged (counted in missing_refs)',
                     logger='current', level=30)
-        device = feat_t.device
         refined = refine_cam(
-            cam_t.to(device), feat_t, vectors.to(device), classes.to(device),
+            cam_t.to(device), feat_t, vectors.to(device, non_blocking=True),
+            classes.to(device),
             labels_t.to(device), self.alpha, self.epsilon, self.bg_score,
             self.chunk_size)
         return refined.to(cam_t.device)

@@ -138,17 +138,37 @@ class FeatureBank:
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the bank's tensors (vectors and indices)."""
+        return sum(
+            t.numel() * t.element_size()
+            for t in (self.vectors, self.image_index, self.classes,
+                      self.seg_count, self.seg_start))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the vectors are."""
+        return self.vectors.device
+
     def index_of(self, name: str) -> Optional[int]:
         """Bank index of an image, None if it is not in the bank."""
         return self._index.get(name)
 
-    def gather(self, images: torch.Tensor,
-               class_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def gather(self,
+               images: torch.Tensor,
+               class_mask: torch.Tensor,
+               pin_memory: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """The banked vectors of some images, for some classes.
 
         Args:
             images (Tensor): Bank indices, shape (n, ), int.
             class_mask (Tensor): Classes to take, shape (C, ), bool.
+            pin_memory (bool): For a bank on the CPU, write the vectors into
+                page-locked memory, from which ``.to('cuda',
+                non_blocking=True)`` copies without waiting for the host.
+                Ignored when no CUDA device is available or the bank is on
+                a device. Defaults to False.
 
         Returns:
             tuple[Tensor, Tensor]: ``vectors`` (S, D) fp16 and their
@@ -165,6 +185,12 @@ class FeatureBank:
         first_row = counts.cumsum(0) - counts  # (n * C, )
         rows = starts[seg_of_row] + torch.arange(
             total, device=counts.device) - first_row[seg_of_row]  # (S, )
+        if (pin_memory and self.vectors.device.type == 'cpu'
+                and torch.cuda.is_available()):
+            vectors = torch.empty((total, self.channels),
+                                  dtype=self.vectors.dtype, pin_memory=True)
+            torch.index_select(self.vectors, 0, rows, out=vectors)  # (S, D)
+            return vectors, self.classes[rows]
         return self.vectors[rows], self.classes[rows]  # (S, D), (S, )
 
     def to(self, device) -> 'FeatureBank':

@@ -1,19 +1,16 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """AffinityNet: affinity embedding trained on CAM-derived labels (stage 4)."""
 import copy
-import os.path as osp
 from typing import Dict, List, Optional, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from PIL import Image
 
-from mmcyc.utils import CAMStore, cam_name, checked_settings
+from mmcyc.utils import checked_settings
 # Imported for their registration: the default configs build them by name.
 from ..heads.affinity_embed_head import AffinityEmbedHead  # noqa: F401
 from ..postprocessors.affinity_rw_postprocessor import \
@@ -40,7 +37,8 @@ class AffinityNet(BaseModel):
         forward(mode='loss')    : backbone -> embed_head
                                   -> embed_head.loss_by_feat(f, gt_aff_label)
                                   -> {loss_bg, loss_fg, loss_neg}
-        forward(mode='predict') : per image: CAM from test_cfg.cam_dir
+        forward(mode='predict') : per image: data_sample.written_sem_seg
+                                  (read back) or data_sample.gt_cam
                                   -> propagate_cam: bg (1 - max)^bg_alpha,
                                      pad to a multiple of 8, pool by 8,
                                      f on the padded image, rw(f, scores),
@@ -58,16 +56,14 @@ class AffinityNet(BaseModel):
         embed_head (dict): ``AffinityEmbedHead`` config; its
             ``in_channels`` default to ``backbone.out_channels``.
         num_classes (int): Foreground classes. Defaults to 20.
-        test_cfg (dict, optional): Inference settings: ``cam_dir`` (folder
-            of CAM files, see :mod:`mmcyc.utils.cam_io`; needed by
-            ``predict``), ``bg_alpha`` (16, psa ``--alpha``), ``stride`` (8,
-            the embedding's stride), ``rw`` (the
-            ``AffinityRWPostprocessor`` config; psa's radius 5, beta 8, 256
-            steps by default), ``mask_dir`` (None; a folder of pseudo-mask
-            PNGs written by an earlier run, e.g. the ``out_dir`` of
-            ``PseudoMaskWriterHook``: an image whose ``<name>.png`` is there
-            is read back instead of walked, so an interrupted walk resumes;
-            ``tools/test.py --pseudo-mask-dir`` sets it).
+        test_cfg (dict, optional): Inference settings: ``bg_alpha`` (16,
+            psa ``--alpha``), ``stride`` (8, the embedding's stride), ``rw``
+            (the ``AffinityRWPostprocessor`` config; psa's radius 5, beta 8,
+            256 steps by default). The model reads no file: the CAM to walk
+            comes with each sample (``gt_cam``, put there by the test
+            pipeline's ``LoadCAMFromFile``), and a pseudo mask an earlier run
+            wrote (``written_sem_seg``, from ``LoadPseudoMask``) is returned
+            as it is, so an interrupted walk resumes.
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -100,10 +96,16 @@ class AffinityNet(BaseModel):
 
     @staticmethod
     def _check_test_cfg(cfg: dict) -> dict:
+        moved = sorted({'cam_dir', 'mask_dir'} & set(cfg))
+        if moved:
+            raise ValueError(
+                f'test_cfg.{moved[0]} is no longer a model setting (the model '
+                'reads no file): put dict(type=\'LoadCAMFromFile\', cam_dir='
+                '...) and dict(type=\'LoadPseudoMask\') in the test pipeline '
+                '(configs/_base_/models/aff_resnet38.py); tools/test.py '
+                '--pseudo-mask-dir sets the latter')
         cfg = checked_settings(
             dict(
-                cam_dir=None,
-                mask_dir=None,
                 bg_alpha=16.0,
                 stride=8,
                 rw=dict(type='AffinityRWPostprocessor')), cfg)
@@ -205,31 +207,43 @@ class AffinityNet(BaseModel):
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[SampleList] = None) -> SampleList:
-        """Random-walk pseudo masks from the CAM files of ``test_cfg``.
+        """Random-walk pseudo masks of the CAMs that come with the samples.
 
+        Each sample needs ``gt_cam`` (PixelData (num_classes, H, W), the
+        normalised CAM at the image size: ``LoadCAMFromFile`` in the test
+        pipeline) unless it carries ``written_sem_seg`` (a mask written by
+        an earlier run, ``LoadPseudoMask``), which is returned unchanged.
         Each returned sample carries ``pred_sem_seg`` (PixelData (1, H, W),
         0 background, ``c + 1`` class c) at ``ori_shape``, so mmseg's
         ``IoUMetric`` scores the pseudo masks.
         """
-        if self.test_cfg['cam_dir'] is None:
-            raise ValueError('predict needs the CAMs to propagate: set '
-                             'model.test_cfg.cam_dir to a folder of CAM files')
         if not data_samples:
-            raise ValueError('predict needs data samples with `img_path` '
-                             '(the key of the CAM files)')
-        store = CAMStore(self.test_cfg['cam_dir'])
+            raise ValueError('predict needs data samples carrying the CAM to '
+                             'walk (gt_cam, from LoadCAMFromFile)')
         for i, sample in enumerate(data_samples):
+            if 'written_sem_seg' not in sample and 'gt_cam' not in sample:
+                raise ValueError(
+                    f'no CAM to walk for {sample.metainfo.get("img_path")}: '
+                    'add dict(type=\'LoadCAMFromFile\', cam_dir=...) to the '
+                    'test pipeline, right after the image is loaded')
             height, width = sample.metainfo['img_shape'][:2]
             ori_shape = tuple(sample.metainfo.get('ori_shape',
                                                   (height, width))[:2])
-            written = self._written_mask(sample.metainfo['img_path'],
-                                         ori_shape)
-            if written is not None:
+            if 'written_sem_seg' in sample:
+                written = sample.written_sem_seg.data  # (1, H, W)
+                if tuple(written.shape[1:]) != ori_shape:
+                    raise ValueError(
+                        f'written mask of {sample.metainfo["img_path"]} has '
+                        f'size {tuple(written.shape[1:])}, expected '
+                        f'{ori_shape}')
                 sample.pred_sem_seg = PixelData(
-                    data=written.to(inputs.device)[None])  # (1, H, W)
+                    data=written.to(inputs.device))
                 continue
-            cam = store.load(sample.metainfo['img_path'],
-                             self.num_classes).to(inputs.device)
+            cam = sample.gt_cam.data.to(inputs.device)  # (C, h0, w0)
+            if cam.shape[0] != self.num_classes:
+                raise ValueError(
+                    f'the CAM of {sample.metainfo.get("img_path")} has '
+                    f'{cam.shape[0]} classes, expected {self.num_classes}')
             if tuple(cam.shape[1:]) != (height, width):
                 cam = F.interpolate(
                     cam[None], size=(height, width), mode='bilinear',
@@ -243,32 +257,6 @@ class AffinityNet(BaseModel):
             sample.pred_sem_seg = PixelData(
                 data=scores.argmax(dim=0, keepdim=True))  # (1, H, W)
         return data_samples
-
-    def _written_mask(self, img_path: str,
-                      ori_shape: tuple) -> Optional[torch.Tensor]:
-        """The (H, W) int64 mask of ``test_cfg.mask_dir``, if written."""
-        if self.test_cfg['mask_dir'] is None:
-            return None
-        path = osp.join(self.test_cfg['mask_dir'], cam_name(img_path) + '.png')
-        if not osp.isfile(path):
-            return None
-        try:
-            with Image.open(path) as png:
-                mask = np.array(png)
-        except Exception as e:  # noqa: BLE001 -- decoders raise many kinds
-            raise ValueError(f'cannot decode pseudo mask {path}: expected a '
-                             f'PNG label mask ({type(e).__name__}: {e}); '
-                             'delete it to walk the image again') from e
-        if mask.shape != tuple(ori_shape):
-            raise ValueError(
-                f'pseudo mask {path} has size {mask.shape}, expected the '
-                f'image size {tuple(ori_shape)}: a stale mask of another '
-                'image? delete it to walk the image again')
-        if mask.max(initial=0) > self.num_classes:
-            raise ValueError(
-                f'pseudo mask {path} has label {int(mask.max())}: expected '
-                f'0..{self.num_classes}')
-        return torch.from_numpy(mask.astype(np.int64))
 
     def _forward(self, inputs: torch.Tensor, data_samples=None):
         return self.extract_feat(inputs)

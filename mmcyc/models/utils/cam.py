@@ -27,21 +27,39 @@ import torch
 import torch.nn.functional as F
 
 
+# The activations a CAM source may apply to Eq. 1's scores (see
+# :func:`class_activation_map`).
+CAM_ACTIVATIONS = ('relu', 'sqrt_relu')
+
+
 def class_activation_map(features: torch.Tensor,
-                         weight: torch.Tensor) -> torch.Tensor:
-    """Eq. 1 followed by ReLU: ``relu(W_c^T f(x, y))`` at every position.
+                         weight: torch.Tensor,
+                         activation: str = 'relu') -> torch.Tensor:
+    """Eq. 1 followed by an activation at every position.
+
+    ``relu(W_c^T f(x, y))`` (``activation='relu'``, psa's ResNet-38
+    ``forward_cam``) or ``sqrt(relu(W_c^T f(x, y)))`` (``'sqrt_relu'``,
+    psa's VGG-16 ``vgg16_cls.forward_cam``). The square root's gradient is
+    infinite at 0: CAMs are made without gradient (inference, CyCSNet's
+    CAM_A).
 
     Args:
         features (Tensor): Feature map ``f``, shape (N, D, h, w).
         weight (Tensor): 1x1 classifier weight ``W``, shape (C, D, 1, 1) or
             (C, D).
+        activation (str): One of :data:`CAM_ACTIVATIONS`. Defaults to
+            'relu'.
 
     Returns:
         Tensor: Un-normalised CAM, shape (N, C, h, w).
     """
+    if activation not in CAM_ACTIVATIONS:
+        raise ValueError(f'activation must be one of {CAM_ACTIVATIONS}, got '
+                         f'{activation!r}')
     weight = weight.reshape(weight.shape[0], -1)  # (C, D)
     cam = torch.einsum('ndhw,cd->nchw', features, weight.to(features.dtype))
-    return F.relu(cam)
+    cam = F.relu(cam)
+    return cam.sqrt() if activation == 'sqrt_relu' else cam
 
 
 def normalize_cam(cam: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

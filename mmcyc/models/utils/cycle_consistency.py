@@ -25,6 +25,7 @@ Note:
     only through the (N, S, D) vectors and the products' FLOPs
     (``6 * N * S * P * D`` forward). ``max_selected`` bounds S.
 """
+import functools
 import math
 from typing import List, Optional, Tuple
 
@@ -36,7 +37,8 @@ def select_positions(
         shared: torch.Tensor,
         beta1: float,
         max_selected: Optional[int] = None,
-        generator: Optional[torch.Generator] = None
+        generator: Optional[torch.Generator] = None,
+        fixed_size: bool = False
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Positions of A whose CAM exceeds ``beta1`` for a class B also has.
 
@@ -53,7 +55,18 @@ def select_positions(
     CAM already finds.
 
     The padded length S is the largest per-pair count, which needs one
-    device-to-host sync.
+    device-to-host sync (``int()`` of a device tensor: the host waits for
+    the backbone's forward before it can queue the rest of the step). With
+    ``fixed_size=True`` S is fixed instead, ``min(max_selected, h * w)``
+    (``h * w`` without a cap), and nothing waits: the entries past each
+    pair's count are padding (``valid`` False). The first entries are then
+    exactly those of the default path, whose S-long result is a prefix of
+    this one; the only difference is that the random priorities of the cap
+    are drawn on every call (the default path draws them only when a pair
+    exceeds the cap, which it must sync to know), so the random stream
+    after the call differs. The longer S costs compute and memory in the
+    (N, S, h * w) products: ``h * w / S`` times the default path's when
+    there is no cap.
 
     Args:
         cam_a (Tensor): Normalised CAM of A (Eq. 2), shape (N, C, h, w).
@@ -63,6 +76,8 @@ def select_positions(
             Defaults to None (no cap).
         generator (torch.Generator, optional): Generator of the random subset
             (on ``cam_a``'s device). Defaults to the global one.
+        fixed_size (bool): Pad to a fixed S (see above) instead of the
+            largest count: no host sync. Defaults to False.
 
     Returns:
         tuple[Tensor, Tensor, Tensor]:
@@ -79,7 +94,11 @@ def select_positions(
     score = score.flatten(2).amax(dim=1)  # (N, P)
     candidate = score > beta1  # (N, P)
     num_candidates = candidate.sum(dim=1)  # (N, )
-    size = int(num_candidates.max()) if n > 0 else 0
+    if fixed_size:
+        index, valid = _select_fixed(candidate, num_candidates, max_selected,
+                                     generator)
+        return index, valid, num_candidates
+    size = int(num_candidates.max()) if n > 0 else 0  # host sync
     if max_selected is not None and size > max_selected:
         size = max_selected
         priority = torch.rand(
@@ -91,6 +110,45 @@ def select_positions(
     index = order[:, :size]  # (N, S)
     valid = candidate.gather(1, index)  # (N, S)
     return index.masked_fill(~valid, 0), valid, num_candidates
+
+
+def _select_fixed(
+        candidate: torch.Tensor, num_candidates: torch.Tensor,
+        max_selected: Optional[int], generator: Optional[torch.Generator]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`select_positions` with ``fixed_size=True``: no host sync.
+
+    Same ordering keys as the default path, chosen on the device: random
+    priorities for the candidates as soon as one pair exceeds the cap (the
+    default path's rule), else 1 for every candidate (raster order, as the
+    default path's int8 key); -1 for the other positions.
+
+    Args:
+        candidate (Tensor): Positions above beta1, shape (N, P), bool.
+        num_candidates (Tensor): Their count per pair, shape (N, ).
+        max_selected (int, optional): Cap on the positions per pair.
+        generator (torch.Generator, optional): Generator of the priorities.
+
+    Returns:
+        tuple[Tensor, Tensor]: index (N, S) and valid (N, S), S =
+        ``min(max_selected, P)`` (P without a cap).
+    """
+    positions = candidate.shape[1]
+    if max_selected is not None and max_selected < positions:
+        size = max_selected
+        priority = torch.rand(
+            candidate.shape, generator=generator, device=candidate.device)
+        over = (num_candidates > max_selected).any()  # 0-dim, stays on device
+        inner = torch.where(over, priority, priority.new_ones(()))  # (N, P)
+        # new_full, not new_tensor: no host-to-device copy (which syncs)
+        key = torch.where(candidate, inner, priority.new_full((), -1.0))
+    else:
+        size = positions
+        key = candidate.to(torch.int8)  # (N, P); stable sort keeps raster
+    order = torch.sort(key, dim=1, descending=True, stable=True).indices
+    index = order[:, :size]  # (N, S)
+    valid = candidate.gather(1, index)  # (N, S)
+    return index.masked_fill(~valid, 0), valid
 
 
 def gather_vectors(feat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -230,6 +288,20 @@ def distance_mask_offsets(radius: int) -> Tuple[List[Tuple[int, int]],
     return offsets, weights
 
 
+@functools.lru_cache(maxsize=None)
+def _offset_tensors(radius: int,
+                    device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`distance_mask_offsets` as tensors on ``device``, made once.
+
+    Cached because ``torch.tensor(list, device='cuda')`` copies from
+    pageable host memory, which waits for the device: once per step
+    otherwise. Read-only: never modify the returned tensors.
+    """
+    offsets, weights = distance_mask_offsets(radius)
+    return (torch.tensor(offsets, device=device),
+            torch.tensor(weights, device=device))
+
+
 def distance_mask(index: torch.Tensor, size: Tuple[int, int],
                   radius: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Sparse ``y^mask_(x,y)`` (Eq. 10-11) around each selected position.
@@ -250,9 +322,7 @@ def distance_mask(index: torch.Tensor, size: Tuple[int, int],
         - weight: ``y^mask`` at those positions, shape (N, S, K), fp32.
     """
     height, width = size
-    offsets, weights = distance_mask_offsets(radius)
-    offset = torch.tensor(offsets, device=index.device)  # (K, 2)
-    weight = torch.tensor(weights, device=index.device)  # (K, )
+    offset, weight = _offset_tensors(radius, index.device)  # (K, 2), (K, )
     row = (index // width)[..., None] + offset[:, 0]  # (N, S, K)
     col = (index % width)[..., None] + offset[:, 1]  # (N, S, K)
     inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)

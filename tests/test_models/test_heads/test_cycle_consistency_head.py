@@ -237,3 +237,38 @@ def test_build_from_config():
     assert (head.alpha, head.beta1, head.radius, head.beta2) == (10.0, 0.4, 2,
                                                                  0.0)
     assert head.num_offsets == 5 and head.loss_name == 'loss_cyc'
+
+
+@pytest.mark.parametrize('max_selected', [None, 4])
+def test_fixed_selection_buffer_gives_the_exact_results(max_selected):
+    feat_a, feat_b, cam_a, shared = make_inputs(seed=5, n=2, d=8,
+                                                size=(6, 7))
+    results = {}
+    for mode in ('exact', 'fixed'):
+        head = CycleConsistencyHead(beta2=0.02, max_selected=max_selected,
+                                    selection_buffer=mode)
+        a = feat_a.clone().requires_grad_()
+        b = feat_b.clone().requires_grad_()
+        torch.manual_seed(0)  # the cap's random subset
+        losses = head.loss(a, b, cam_a, shared)
+        losses['loss_cyc'].backward()
+        results[mode] = (losses, a.grad, b.grad)
+    (exact, grad_a, grad_b), (fixed, fixed_a, fixed_b) = results.values()
+    assert fixed.keys() == exact.keys()
+    assert exact['cyc_num_selected'] > 0 and exact['cyc_num_rejected'] > 0
+    for key in exact:
+        assert torch.allclose(fixed[key], exact[key], rtol=1e-6,
+                              atol=1e-7), key
+    # the padded rows add exact zeros, in another summation order
+    for fixed_grad, grad in ((fixed_a, grad_a), (fixed_b, grad_b)):
+        assert (fixed_grad - grad).abs().max() <= 1e-6 * grad.abs().max()
+
+
+def test_fixed_selection_buffer_forward_shapes():
+    feat_a, feat_b, cam_a, shared = make_inputs(size=(5, 5))
+    head = CycleConsistencyHead(selection_buffer='fixed')
+    log_wb, index, valid, _ = head(feat_a, feat_b, cam_a, shared)
+    assert log_wb.shape == (2, 25, 25) and index.shape == valid.shape == (2,
+                                                                          25)
+    with pytest.raises(ValueError, match=r"'exact' or 'fixed', got 'auto'"):
+        CycleConsistencyHead(selection_buffer='auto')

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from mmcyc.models.refiners import CAMRefiner, FeatureBank
+from mmcyc.models.refiners.cam_refiner import bank_placement
 from mmcyc.utils import CAMStore, save_cam
 
 NUM_CLASSES, CHANNELS, FEAT, SIZE = 4, 6, 3, 6
@@ -359,3 +360,43 @@ def test_bank_build_resumes_from_blocks(bank_data, tmp_path):
     whole.save(saved)
     loaded = FeatureBank.load(saved)
     assert loaded.names == NAMES and torch.equal(loaded.vectors, whole.vectors)
+
+
+@pytest.mark.parametrize('device, mode, free, expected', [
+    ('cpu', 'auto', None, 'cpu'),  # CPU features: the bank stays, as before
+    ('cuda:0', 'auto', 10_000, 'device'),
+    ('cuda:0', 'auto', 1_000, 'pinned'),  # 600 > 0.5 * 1000
+    ('cuda:0', 'cpu', 10_000, 'cpu'),
+])
+def test_bank_placement(device, mode, free, expected):
+    assert bank_placement(torch.device(device), 600, mode, 0.5,
+                          free_bytes=free) == expected
+
+
+def test_cpu_refinement_leaves_the_bank_on_the_cpu(bank_data):
+    cam, feat, label = target()
+    refiner = make_refiner(bank_data)
+    plain = make_refiner(bank_data, bank_device='cpu')
+    assert torch.equal(refiner.refine(cam, feat, label, 't'),
+                       plain.refine(cam, feat, label, 't'))
+    assert refiner.place_bank('cpu') == 'cpu'
+    assert refiner.bank.device.type == 'cpu'
+    assert refiner.bank.nbytes >= refiner.bank.vectors.numel() * 2
+
+
+def test_gather_into_pinned_memory_gives_the_same_vectors(bank_data):
+    bank = make_refiner(bank_data).bank
+    images, classes = torch.tensor([0, 2]), torch.tensor([1, 0, 1, 1]) > 0
+    pinned = bank.gather(images, classes, pin_memory=True)
+    plain = bank.gather(images, classes)
+    assert torch.equal(pinned[0], plain[0])
+    assert torch.equal(pinned[1], plain[1])
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(bank_device='cuda'), "bank_device must be one of .* got 'cuda'"),
+    (dict(bank_memory_fraction=0), 'bank_memory_fraction .* got 0'),
+])
+def test_bad_bank_device_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CAMRefiner(**kwargs)

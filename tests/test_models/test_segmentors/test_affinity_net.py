@@ -17,6 +17,8 @@ from mmcyc.converters.psa_keys import (convert_psa_state_dict,
                                        psa_backbone_keys)
 from mmcyc.models.utils.random_walk import (pair_affinity, pair_indices,
                                             radius_offsets)
+from mmcyc.datasets.transforms import (LoadCAMFromFile, LoadPseudoMask,
+                                       PackImageLabelInputs)
 from mmcyc.utils.cam_io import save_cam
 from mmcyc.utils.state_dict_check import check_state_dict_keys
 
@@ -258,22 +260,33 @@ def test_propagate_cam_matches_psa_infer_aff(model):
                           atol=1e-4 * float(expected.abs().max()))
 
 
-def test_predict_reads_cam_files(model, tmp_path):
+def packed_samples(names, shape, cam_dir, mask_dir=None):
+    """Samples as AffinityNet's test pipeline packs them: the CAM files of
+    ``cam_dir`` (LoadCAMFromFile) and the PNGs of ``mask_dir``
+    (LoadPseudoMask) come with each sample; the model reads no file."""
+    steps = [LoadCAMFromFile(cam_dir), LoadPseudoMask(mask_dir),
+             PackImageLabelInputs()]
+    samples = []
+    for name in names:
+        results = dict(img_path=f'/data/JPEGImages/{name}.jpg',
+                       img=np.zeros((*shape, 3), np.uint8), ori_shape=shape,
+                       img_shape=shape, img_label=np.zeros(20, np.float32))
+        for step in steps:
+            results = step(results)
+        samples.append(results['data_samples'])
+    return samples
+
+
+def test_predict_walks_the_cams_of_the_samples(model, tmp_path):
     gen = torch.Generator().manual_seed(5)
     cams = np.zeros((2, 60, 70), np.float32)
     cams[0, 5:30, 5:30] = 0.9
     cams[1, 35:58, 40:68] = 0.8
     save_cam(str(tmp_path / 'img7.npz'), cams, np.array([2, 11]))
-    model.test_cfg['cam_dir'] = str(tmp_path)
-    try:
-        inputs = torch.zeros(1, 3, 64, 72)  # batch padded to 64 x 72
-        inputs[:, :, :60, :70] = torch.rand(1, 3, 60, 70, generator=gen)
-        sample = SegDataSample(metainfo=dict(
-            img_path='/data/JPEGImages/img7.jpg', img_shape=(60, 70),
-            ori_shape=(60, 70)))
-        out = model(inputs, [sample], mode='predict')
-    finally:
-        model.test_cfg['cam_dir'] = None
+    inputs = torch.zeros(1, 3, 64, 72)  # batch padded to 64 x 72
+    inputs[:, :, :60, :70] = torch.rand(1, 3, 60, 70, generator=gen)
+    sample, = packed_samples(['img7'], (60, 70), str(tmp_path))
+    out = model(inputs, [sample], mode='predict')
     mask = out[0].pred_sem_seg.data
     assert mask.shape == (1, 60, 70)
     assert set(mask.unique().tolist()) <= {0, 3, 12}
@@ -283,9 +296,9 @@ def test_predict_reads_cam_files(model, tmp_path):
     assert torch.equal(mask[0], expected)
 
 
-def test_predict_reads_back_written_masks(model, tmp_path):
-    """With test_cfg.mask_dir, an image whose PNG exists is read back, the
-    others are walked as without it; a stale PNG is an error."""
+def test_predict_returns_masks_read_back(model, tmp_path):
+    """With LoadPseudoMask's folder set, an image whose PNG exists is read
+    back, the others are walked as without it; a stale PNG is an error."""
     cams = np.zeros((1, 40, 48), np.float32)
     cams[0, 5:30, 5:30] = 0.9
     for name in ('a', 'b'):
@@ -298,15 +311,10 @@ def test_predict_reads_back_written_masks(model, tmp_path):
     inputs = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(1))
 
     def predict(mask_dir):
-        model.test_cfg.update(cam_dir=str(tmp_path / 'cams'), mask_dir=mask_dir)
-        try:
-            samples = [SegDataSample(metainfo=dict(
-                img_path=f'/d/JPEGImages/{n}.jpg', img_shape=(40, 48),
-                ori_shape=(40, 48))) for n in ('a', 'b')]
-            return [s.pred_sem_seg.data[0]
-                    for s in model(inputs, samples, mode='predict')]
-        finally:
-            model.test_cfg.update(cam_dir=None, mask_dir=None)
+        samples = packed_samples(['a', 'b'], (40, 48), str(tmp_path / 'cams'),
+                                 mask_dir)
+        return [s.pred_sem_seg.data[0]
+                for s in model(inputs, samples, mode='predict')]
 
     walked = predict(None)
     resumed = predict(str(masks))
@@ -316,6 +324,18 @@ def test_predict_reads_back_written_masks(model, tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / 'a.png')
     with pytest.raises(ValueError, match='a.png has size'):
         predict(str(masks))
+    Image.fromarray(np.full((40, 48), 21, np.uint8)).save(masks / 'a.png')
+    with pytest.raises(ValueError, match='a.png has label 21'):
+        predict(str(masks))
+
+
+def test_model_reads_no_file(model):
+    """The folders moved from test_cfg to the test pipeline: naming one
+    in test_cfg is an error that says where it went."""
+    for key in ('cam_dir', 'mask_dir'):
+        with pytest.raises(ValueError, match=f'test_cfg.{key} is no longer '
+                           'a model setting.*LoadCAMFromFile'):
+            MODELS.build(model_cfg(test_cfg={key: '/some/folder'}))
 
 
 def test_model_bad_arguments(model):

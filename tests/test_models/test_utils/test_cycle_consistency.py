@@ -156,3 +156,26 @@ def test_cycle_consistency_loss_empty_is_connected_zero():
     assert loss.item() == 0 and not keep.any()
     loss.backward()
     assert torch.equal(log_wb.grad, torch.zeros_like(log_wb))
+
+
+@pytest.mark.parametrize('max_selected', [None, 3, 10, 100])
+def test_select_positions_fixed_size_extends_the_exact_selection(
+        max_selected):
+    gen = torch.Generator().manual_seed(3)
+    cam_a = torch.rand(3, 2, 4, 5, generator=gen)  # ~14 candidates per pair
+    cam_a[2] = 0.0  # a pair without candidates
+    shared = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    exact = select_positions(cam_a, shared, 0.3, max_selected,
+                             torch.Generator().manual_seed(0))
+    fixed = select_positions(cam_a, shared, 0.3, max_selected,
+                             torch.Generator().manual_seed(0),
+                             fixed_size=True)
+    size = 20 if max_selected is None else min(max_selected, 20)
+    assert fixed[0].shape == fixed[1].shape == (3, size)
+    length = exact[0].shape[1]
+    # the exact S-long selection is a prefix; the rest is padding
+    assert torch.equal(fixed[0][:, :length], exact[0])
+    assert torch.equal(fixed[1][:, :length], exact[1])
+    assert not fixed[1][:, length:].any()
+    assert not fixed[0][:, length:].any()
+    assert torch.equal(fixed[2], exact[2])

@@ -1,0 +1,60 @@
+# CyCSNet (stage 2) with VGG-16: F = the classifier's VGG16d up to relu(fc7)
+# (1024 channels at stride 8), initialised from the trained classifier C,
+# which stays frozen and gives CAM_A (with its sqrt(relu(.)) CAM); the
+# cycle-consistency head and L_cls at lambda = 0.1 (Eq. 13).
+# Why fc7 (tap 2) and not conv5_3 (tap 1): ResNet-38's F drops only b7, the
+# block that makes the CAM feature, and keeps b6's dilated, 2048-wide
+# context; VGG16d's counterpart of b6 + b7 is fc6 + fc7, and without them F
+# would be conv5_3 (512 channels), losing fc6's 3x3 context and every layer
+# stage 1 trained beyond conv5. Tap 2 keeps all of C's backbone, so F is
+# initialised from every backbone.* key of the stage-1 checkpoint (strictly,
+# none missing), and its 1024 channels halve the refiner's feature bank
+# against ResNet-38's 2048.
+_base_ = ['./cam_vgg16.py']  # the same data preprocessing as stage 1
+model = dict(
+    _delete_=True,
+    type='CyCSNet',
+    data_preprocessor={{_base_.data_preprocessor}},
+    backbone=dict(
+        type='VGG16d',
+        out_indices=(2, ),
+        fc6_dilation=1,  # C's fc6, so its weights fit
+        dropout_fc6=0.5,
+        frozen_stages=1),
+    head=dict(
+        type='CycleConsistencyHead',
+        alpha=20.0,  # Eq. 4 and 7 (paper: h*w ~ 3000 at 448^2)
+        beta1=0.3,  # CAM_A threshold selecting V_(x,y)
+        radius=5,  # r of Eq. 11, in squared-distance units
+        # DCFS (Eq. 9): the statistic beta2 follows is the mean return
+        # probability over all the beta1 candidates, not over V^sel
+        # ('selected', the literal reading, which ratchets beta2 until
+        # nothing is selected; see configs/_base_/models/cyc_resnet38.py)
+        dcfs_statistic='candidates',
+        loss_weight=1.0),
+    # C = the stage-1 model (configs/cam_vgg16_voc.py's, the model of this
+    # file's _base_), resolved when the config is parsed; a leaf config
+    # restates its own stage-1 config's model changes here. The checkpoint
+    # (read by CyCSNet.init_weights, never when building) gives C the weights
+    # it trained and also initialises F
+    cam_classifier={{_base_.model}},
+    cam_classifier_checkpoint='work_dirs/cam_vgg16_voc/epoch_15.pth',
+    num_classes=20,
+    dropout_ratio=0.5,
+    loss_cls=dict(type='MultiLabelSoftMarginLoss', loss_weight=0.1))
+# Stage 3 (tools/refine_cam.py): the stage-1 CAM of a target revised with the
+# vectors of N training images sharing a class with it (Eq. 14, Alg. 2).
+refiner = dict(
+    type='CAMRefiner',
+    # N: 128 is the paper's best with random walk (Table 4); Table 1 uses
+    # 64 with and 16 without random walk
+    num_refs=128,
+    alpha=20.0,  # softmax scale of Eq. 4, as in training
+    beta1=0.3,  # CAM threshold selecting the reference vectors, as in Alg. 1
+    epsilon=2.0,  # epsilon of Eq. 14 (paper Sect. 4.1)
+    bg_score=0.2,  # Bg of Eq. 14 and of the pseudo masks (paper)
+    # K vectors kept per (image, class) in the feature bank: ~2 GB fp16 for
+    # VOC train_aug at D = 1024; None keeps all (exactly Alg. 2's vectors)
+    max_vectors_per_image=64,
+    seed=0,  # the bank's subsets and each target's N images
+    chunk_size=4096)  # vectors per product: ~50 MB fp32 at 56x56 positions

@@ -1,0 +1,169 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Map AffinityNet's (``jiwoon-ahn/psa``) VGG-16 checkpoints to mmcyc keys.
+
+psa's VGG-16 weights come in three layouts, all with the caffe layer names
+of ``network/vgg16d.py`` (``conv1_1.weight`` ... ``fc7.bias``), which
+:class:`~mmcyc.models.backbones.VGG16d` keeps:
+
+- ``imagenet``: the torch state dict of ``vgg16_20M.caffemodel`` made by
+  psa's ``vgg16d.convert_caffe_to_torch`` (backbone only; the caffe file
+  itself needs pycaffe and is not read here);
+- ``cls``: a ``vgg16_cls.Net`` state dict (psa's published VGG classifier):
+  backbone + ``fc8``;
+- ``aff``: a ``vgg16_aff.Net`` state dict: backbone + ``f8_3``, ``f8_4``,
+  ``f8_5`` with their GroupNorms ``gn8_3``, ``gn8_4``, ``gn8_5`` + ``f9``.
+
+Backbone keys get the ``backbone.`` prefix; the heads become mmcyc's
+``CAMClassifier`` (``cam_activation='sqrt_relu'``) and ``AffinityNet``
+with ``AffinityEmbedHead(norm_cfg=dict(type='GN', num_groups=(8, 16,
+32)))``. The chain is ``torch.load -> convert_psa_vgg16_state_dict ->
+save`` (:func:`convert_vgg16_checkpoint`);
+:func:`~mmcyc.converters.psa_keys.load_checkpoint_strict` checks the result
+against a model.
+"""
+import os
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Tuple
+
+import torch
+
+from mmcyc.utils.state_dict_check import unwrap_state_dict
+from .psa_keys import BACKBONE_PREFIX, ConversionReport
+
+# psa head keys -> mmcyc names, per layout.
+VGG16_HEAD_KEYS: Dict[str, Dict[str, str]] = {
+    'imagenet': {},
+    'cls': {
+        'fc8.weight': 'classifier.weight'
+    },
+    'aff': {
+        'f8_3.weight': 'embed_head.projs.0.weight',
+        'f8_4.weight': 'embed_head.projs.1.weight',
+        'f8_5.weight': 'embed_head.projs.2.weight',
+        'gn8_3.weight': 'embed_head.norms.0.weight',
+        'gn8_3.bias': 'embed_head.norms.0.bias',
+        'gn8_4.weight': 'embed_head.norms.1.weight',
+        'gn8_4.bias': 'embed_head.norms.1.bias',
+        'gn8_5.weight': 'embed_head.norms.2.weight',
+        'gn8_5.bias': 'embed_head.norms.2.bias',
+        'f9.weight': 'embed_head.fuse.weight',
+    },
+}
+VGG16_LAYOUTS = tuple(VGG16_HEAD_KEYS)
+# The layers of psa's vgg16d.Net, each with a weight and a bias.
+_LAYERS = ('conv1_1', 'conv1_2', 'conv2_1', 'conv2_2', 'conv3_1', 'conv3_2',
+           'conv3_3', 'conv4_1', 'conv4_2', 'conv4_3', 'conv5_1', 'conv5_2',
+           'conv5_3', 'fc6', 'fc7')
+
+
+def psa_vgg16_backbone_keys() -> List[str]:
+    """State-dict keys of psa's ``vgg16d.Net`` (= mmcyc ``VGG16d``).
+
+    Returns:
+        list[str]: Keys without prefix, in module order.
+    """
+    return [f'{layer}.{p}' for layer in _LAYERS for p in ('weight', 'bias')]
+
+
+_BACKBONE_KEYS = frozenset(psa_vgg16_backbone_keys())
+
+
+def detect_vgg16_layout(keys) -> str:
+    """Guess the layout of a (``module.``-free) psa VGG-16 state dict.
+
+    Returns:
+        str: ``'cls'`` if ``fc8.weight`` is present, ``'aff'`` if any of
+        psa's affinity-head keys is, ``'imagenet'`` otherwise.
+    """
+    keys = set(keys)
+    found = [name for name, heads in VGG16_HEAD_KEYS.items()
+             if keys & set(heads)]
+    if len(found) > 1:
+        raise ValueError(f'ambiguous psa VGG-16 layout: the keys fit {found}; '
+                         'pass the layout explicitly')
+    return found[0] if found else 'imagenet'
+
+
+def convert_psa_vgg16_state_dict(
+        state_dict: Mapping[str, torch.Tensor],
+        layout: str = 'auto',
+        allow_unknown: bool = False,
+        source: str = '<state_dict>'
+) -> Tuple['OrderedDict[str, torch.Tensor]', ConversionReport]:
+    """Rename a psa VGG-16 state dict to mmcyc keys.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): psa-keyed state dict (bare or
+            ``{'state_dict': ...}``; a ``module.`` prefix is stripped).
+        layout (str): ``'auto'`` or one of :data:`VGG16_LAYOUTS`.
+            Defaults to 'auto'.
+        allow_unknown (bool): Drop unknown keys instead of raising.
+            Defaults to False.
+        source (str): Name used in the report and errors.
+
+    Returns:
+        tuple[OrderedDict, ConversionReport]: mmcyc state dict and report
+        (``absent`` lists the expected psa keys the source lacks).
+    """
+    state_dict = unwrap_state_dict(state_dict, source)
+    if layout == 'auto':
+        layout = detect_vgg16_layout(state_dict)
+    if layout not in VGG16_LAYOUTS:
+        raise ValueError(f"layout must be 'auto' or one of {VGG16_LAYOUTS}, "
+                         f'got {layout!r}')
+    heads = VGG16_HEAD_KEYS[layout]
+    report = ConversionReport(source=source, layout=layout)
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key in _BACKBONE_KEYS:
+            out[BACKBONE_PREFIX + key] = value
+        elif key in heads:
+            out[heads[key]] = value
+        else:
+            report.unknown.append(key)
+    if report.unknown and not allow_unknown:
+        raise ValueError(
+            f'{source}: {len(report.unknown)} key(s) fit no rule of the psa '
+            f'VGG-16 {layout!r} layout: {", ".join(report.unknown)}. Check '
+            'the layout (imagenet / cls / aff) or pass allow_unknown=True '
+            '(--allow-unknown) to drop them.')
+    report.absent = [
+        k for k in psa_vgg16_backbone_keys() + list(heads)
+        if k not in state_dict
+    ]
+    report.converted = len(out)
+    return out, report
+
+
+def convert_vgg16_checkpoint(src: str,
+                             dst: str,
+                             layout: str = 'auto',
+                             allow_unknown: bool = False) -> ConversionReport:
+    """Convert a psa VGG-16 checkpoint (``.pth``) into an mmcyc checkpoint.
+
+    The output is ``{'state_dict': ..., 'meta': ...}``;
+    ``init_cfg=dict(type='Pretrained', checkpoint=dst, prefix='backbone.')``
+    and ``load_from=dst`` read it.
+
+    Args:
+        src (str): psa checkpoint (bare state dict or with ``state_dict``).
+        dst (str): Output path (parent folders are created).
+        layout (str): ``'auto'`` or one of :data:`VGG16_LAYOUTS`.
+        allow_unknown (bool): Drop unknown keys instead of raising.
+
+    Returns:
+        ConversionReport: What was converted and what is absent.
+    """
+    checkpoint = torch.load(src, map_location='cpu', weights_only=True)
+    state_dict, report = convert_psa_vgg16_state_dict(
+        checkpoint, layout, allow_unknown, source=src)
+    meta = dict(
+        converted_from=osp.basename(src),
+        converter='tools/model_converters/psa_vgg2mmcyc.py',
+        layout=report.layout,
+        unknown_keys=list(report.unknown))
+    if osp.dirname(dst):
+        os.makedirs(osp.dirname(dst), exist_ok=True)
+    torch.save({'state_dict': state_dict, 'meta': meta}, dst)
+    return report

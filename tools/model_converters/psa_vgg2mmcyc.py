@@ -1,0 +1,60 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""Convert AffinityNet (jiwoon-ahn/psa) VGG-16 weights to mmcyc keys.
+
+Sources (bare state dicts or ``{'state_dict': ...}``, DataParallel
+``module.`` prefixes allowed): the torch state dict of
+``vgg16_20M.caffemodel`` (psa's ``network.vgg16d.convert_caffe_to_torch``,
+which needs pycaffe, saved with ``torch.save``), psa's trained
+``vgg16_cls`` and ``vgg16_aff`` weights. ResNet-38 weights go through
+``psa2mmcyc.py``.
+
+Example::
+
+    python tools/model_converters/psa_vgg2mmcyc.py \\
+        vgg16_20M.pth pretrain/vgg16d_imagenet.pth
+
+The result loads with ``init_cfg=dict(type='Pretrained', checkpoint=DST,
+prefix='backbone.')`` on ``VGG16d`` or ``load_from=DST`` on a whole model
+(``configs/cam_vgg16_voc.py``, ``configs/aff_vgg16_voc.py``).
+"""
+import argparse
+import sys
+
+from mmcyc.converters.psa_vgg16_keys import (VGG16_LAYOUTS,
+                                             convert_vgg16_checkpoint)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert psa VGG-16 checkpoints to mmcyc')
+    parser.add_argument('src', help='psa VGG-16 .pth file')
+    parser.add_argument('dst', help='output mmcyc checkpoint (.pth)')
+    parser.add_argument(
+        '--layout',
+        choices=('auto', ) + VGG16_LAYOUTS,
+        default='auto',
+        help='key layout of SRC: imagenet (vgg16d, from the caffe model), '
+        'cls (vgg16_cls), aff (vgg16_aff); auto detects it from the head '
+        'keys')
+    parser.add_argument(
+        '--allow-unknown',
+        action='store_true',
+        help='drop keys that fit no rule instead of failing')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        report = convert_vgg16_checkpoint(args.src, args.dst, args.layout,
+                                          args.allow_unknown)
+    except (OSError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    print(report)
+    print(f'saved {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
