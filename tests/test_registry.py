@@ -25,6 +25,7 @@ EXPECTED = [
     (METRICS, 'CAMThresholdSweepMetric',
      'mmcyc.evaluation.metrics.cam_threshold_sweep_metric'),
     (HOOKS, 'DCFSHook', 'mmcyc.engine.hooks.dcfs_hook'),
+    (HOOKS, 'CAMWriterHook', 'mmcyc.engine.hooks.cam_writer_hook'),
     (HOOKS, 'PseudoMaskWriterHook',
      'mmcyc.engine.hooks.pseudo_mask_writer_hook'),
     (MODELS, 'CAMRefiner', 'mmcyc.models.refiners.cam_refiner'),

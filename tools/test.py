@@ -26,8 +26,9 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument(
         '--cam-dir',
-        help='write one CAM file per image there (resumable: images whose '
-        'CAM exists are read back); sets model.test_cfg.out_dir')
+        help='write one CAM file per image there (CAMWriterHook; '
+        'resumable: images whose CAM exists are read back by a '
+        'LoadCAMFromFile added to the test pipeline)')
     parser.add_argument(
         '--split',
         help='ann file of the test dataset relative to data_root, e.g. '
@@ -38,6 +39,10 @@ def parse_args():
         '(PseudoMaskWriterHook), e.g. the random-walk pseudo masks; with a '
         'LoadPseudoMask in the test pipeline (AffinityNet\'s configs), '
         'images whose PNG exists are read back (resumable)')
+    parser.add_argument(
+        '--input-cam-dir',
+        help='the CAM folder the test pipeline reads (sets cam_dir of its '
+        'LoadCAMFromFile, e.g. the CAMs AffinityNet walks)')
     parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
     parser.add_argument(
@@ -98,6 +103,8 @@ def output_parts(cfg: Config, checkpoint: str) -> dict:
     pipeline = copy.deepcopy([dict(step) for step in
                               dataset.get('pipeline') or ()])
     cams_read = []
+    pipeline = [step for step in pipeline  # not the outputs read back
+                if step.get('key') != 'written_cam']
     for step in pipeline:
         if step.get('type') == 'LoadCAMFromFile':
             cam_dir = step.pop('cam_dir')
@@ -132,6 +139,24 @@ def guard_outputs(cfg: Config, args) -> list:
              parts) for folder, what in folders]
 
 
+def add_cam_writing(cfg: Config, cam_dir: str) -> None:
+    """Write the CAMs to ``cam_dir`` and read back the ones there.
+
+    ``CAMWriterHook`` writes each CAM the model computes; a
+    ``LoadCAMFromFile(key='written_cam', skip_missing=True)`` right after
+    the image is loaded brings the ones already written back with their
+    samples, which the model returns instead of computing them again.
+    """
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    num_classes = cfg.model.get('num_classes', 20)
+    pipeline.insert(1, dict(type='LoadCAMFromFile', cam_dir=cam_dir,
+                            num_classes=num_classes, skip_missing=True,
+                            key='written_cam'))
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='CAMWriterHook', out_dir=cam_dir, loops=('test', ))
+    ]
+
+
 def drop_ema_hooks(cfg: Config) -> None:
     """Remove ``EMAHook`` from a config's custom hooks before testing.
 
@@ -158,9 +183,17 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.cam_dir is not None:
-        cfg.model.setdefault('test_cfg', {})['out_dir'] = args.cam_dir
+        add_cam_writing(cfg, args.cam_dir)
     if args.split is not None:
         cfg.test_dataloader.dataset.ann_file = args.split
+    if args.input_cam_dir is not None:
+        steps = [step for step in cfg.test_dataloader.dataset.get(
+            'pipeline') or () if step.get('type') == 'LoadCAMFromFile']
+        if not steps:
+            raise SystemExit(f'--input-cam-dir: the test pipeline of '
+                             f'{args.config} has no LoadCAMFromFile')
+        for step in steps:
+            step['cam_dir'] = args.input_cam_dir
     if args.pseudo_mask_dir is not None:
         # masks already written are read back (resumable) where the test
         # pipeline can (LoadPseudoMask: AffinityNet's walk)

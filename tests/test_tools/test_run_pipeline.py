@@ -226,9 +226,8 @@ def test_walk_resumes_from_masks_already_written(pipeline_run, run_tool,
         str(work / 'work' / 'aff' / 'epoch_2.pth'), '--work-dir',
         str(work / 'resumed_work'), '--split',
         'ImageSets/Segmentation/train.txt', '--pseudo-mask-dir', str(out),
-        '--cfg-options', f"test_dataloader.dataset.data_root={work / 'data'}",
-        f"test_dataloader.dataset.pipeline.1.cam_dir="
-        f"{work / 'work' / 'cams' / 'cyc'}"
+        '--input-cam-dir', str(work / 'work' / 'cams' / 'cyc'),
+        '--cfg-options', f"test_dataloader.dataset.data_root={work / 'data'}"
     ]
     run_tool(*args)
     walked = {n: np.asarray(Image.open(out / f'{n}.png')) for n in names}

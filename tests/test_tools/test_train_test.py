@@ -77,7 +77,8 @@ def test_cam_inference_scores_and_resumes(trained, tiny_synthvoc, tmp_path,
     # recomputes them and reads the others back, with the same scores
     for name in files[::2]:
         (cam_dir / name).unlink()
-    run_tool(*args)
+    log = run_tool(*args).stdout
+    assert f'wrote 4 CAMs to {cam_dir} (4 read back)' in log
     with open(metrics) as f:
         second = json.load(f)
     assert sorted(p.name for p in cam_dir.glob('*.npz')) == files

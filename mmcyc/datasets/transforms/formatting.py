@@ -31,7 +31,10 @@ class PackImageLabelInputs(PackSegInputs):
     ``data_sample.written_sem_seg`` (PixelData (1, H, W), int64).
 
     Required keys: ``label_key`` (and what :class:`PackSegInputs` packs).
-    Optional keys: ``gt_cam``, ``written_sem_seg``.
+    A CAM read back by ``LoadCAMFromFile(key='written_cam')`` becomes
+    ``data_sample.written_cam`` the same way.
+
+    Optional keys: ``gt_cam``, ``written_cam``, ``written_sem_seg``.
     Added keys: ``inputs`` ((C, H, W) tensor), ``data_samples``
     (SegDataSample).
 
@@ -61,19 +64,21 @@ class PackImageLabelInputs(PackSegInputs):
                 f'{label.shape}, expected (num_classes,)')
         packed = super().transform(results)
         packed['data_samples'].gt_img_label = torch.from_numpy(label.copy())
-        if 'gt_cam' in results:
-            cam = np.asarray(results['gt_cam'], dtype=np.float32)
+        for key in ('gt_cam', 'written_cam'):
+            if key not in results:
+                continue
+            cam = np.asarray(results[key], dtype=np.float32)
             img_size = results['img'].shape[:2]
             if cam.ndim != 3 or cam.shape[:2] != img_size:
                 raise ValueError(
-                    f'gt_cam of {results.get("img_path")} has shape '
+                    f'{key} of {results.get("img_path")} has shape '
                     f'{cam.shape}, expected (H, W, num_classes) with the '
                     f'image size {img_size}: a transform moved the image '
                     'but not the seg fields (e.g. mmcv\'s Resize; use '
                     "mmseg's, RandomResize(resize_type='mmseg.Resize'))")
             cam = np.ascontiguousarray(cam.transpose(2, 0, 1))  # (C, H, W)
-            packed['data_samples'].gt_cam = PixelData(
-                data=torch.from_numpy(cam))
+            packed['data_samples'].set_field(
+                PixelData(data=torch.from_numpy(cam)), key)
         if 'written_sem_seg' in results:  # LoadPseudoMask: read back
             packed['data_samples'].written_sem_seg = PixelData(
                 data=torch.from_numpy(results['written_sem_seg'])[None])

@@ -17,6 +17,9 @@ from mmseg.registry import TRANSFORMS
 
 from mmcyc.utils.cam_io import CAMStore, dense_cam, load_cam
 
+# where LoadCAMFromFile puts a map: an input CAM, or a written one read back
+CAM_KEYS = ('gt_cam', 'written_cam')
+
 
 @TRANSFORMS.register_module()
 class LoadCheckedImageFromFile(LoadImageFromFile):
@@ -137,30 +140,49 @@ class LoadCAMFromFile(BaseTransform):
     the image is loaded, before any resize: the CAM must have the image's
     size.
 
-    Required keys: ``img_path``, ``img``. Added keys: ``gt_cam``;
-    ``seg_fields`` gets ``'gt_cam'``.
+    With ``key='written_cam'`` and ``skip_missing=True`` it reads back the
+    CAMs an earlier inference run wrote into its own output folder
+    (``tools/test.py --cam-dir`` adds it so): the model returns those instead
+    of computing them again (:class:`~mmcyc.engine.hooks.CAMWriterHook`
+    writes only the others).
+
+    Required keys: ``img_path``, ``img``. Added keys: ``key`` (``gt_cam``);
+    ``seg_fields`` gets it.
 
     Args:
         cam_dir (str): Folder of ``<image stem>.npz`` CAM files.
         num_classes (int): Foreground classes of the dense map. Defaults to
             20 (PASCAL VOC).
+        skip_missing (bool): Pass an image without a CAM file through
+            unchanged instead of raising. Defaults to False.
+        key (str): Results key of the map: ``'gt_cam'`` (an input, e.g.
+            CAM_A or the CAM AffinityNet walks) or ``'written_cam'`` (an
+            output read back). Defaults to 'gt_cam'.
 
     Raises:
-        FileNotFoundError: If the image has no CAM file in ``cam_dir``.
+        FileNotFoundError: If the image has no CAM file in ``cam_dir``
+            (unless ``skip_missing``).
         ValueError: If the CAM file cannot be read, holds class indices of
             ``num_classes`` or more, or its size differs from the image's.
     """
 
-    def __init__(self, cam_dir: str, num_classes: int = 20) -> None:
+    def __init__(self, cam_dir: str, num_classes: int = 20,
+                 skip_missing: bool = False, key: str = 'gt_cam') -> None:
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        if key not in CAM_KEYS:
+            raise ValueError(f'key must be one of {CAM_KEYS}, got {key!r}')
         self.cam_dir = cam_dir
         self.num_classes = num_classes
+        self.skip_missing = skip_missing
+        self.key = key
         self.store = CAMStore(cam_dir)
 
     def transform(self, results: dict) -> dict:
         img_path = results['img_path']
         path = self.store.path(img_path)
+        if self.skip_missing and not osp.isfile(path):
+            return results
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f'CAM file {path} of image {img_path} not found: expected '
@@ -182,13 +204,14 @@ class LoadCAMFromFile(BaseTransform):
                 f'{img_path} has ({height}, {width}): expected CAMs at the '
                 'original image size; put LoadCAMFromFile before any resize')
         # (C, H, W) -> (H, W, C), the layout of seg fields
-        results['gt_cam'] = np.ascontiguousarray(
+        results[self.key] = np.ascontiguousarray(
             cam.numpy().transpose(1, 2, 0))
         seg_fields = results.setdefault('seg_fields', [])
-        if 'gt_cam' not in seg_fields:
-            seg_fields.append('gt_cam')
+        if self.key not in seg_fields:
+            seg_fields.append(self.key)
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(cam_dir={self.cam_dir!r}, '
-                f'num_classes={self.num_classes})')
+                f'num_classes={self.num_classes}, '
+                f'skip_missing={self.skip_missing}, key={self.key!r})')

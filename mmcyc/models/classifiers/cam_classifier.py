@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmcyc.utils import CAMStore, checked_settings
+from mmcyc.utils import checked_settings
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import (CAM_ACTIVATIONS, cam_to_mask, class_activation_map,
                          mask_cam_by_label, multi_scale_cam, normalize_cam)
@@ -32,10 +32,9 @@ class CAMClassifier(BaseModel):
                                   -> loss_cls (Eq. 12)
         forward(mode='tensor')  : cam: extract_feat -> class_activation_map
                                   (Eq. 1 + cam_activation)
-        forward(mode='predict') : [CAMStore hit -> load] or
+        forward(mode='predict') : [data_sample.written_cam (read back)] or
                                   multi_scale_cam (of cam) -> mask_cam_by_label
-                                  -> normalize_cam (Eq. 2) -> [CAMStore save]
-                                  -> cam_to_mask
+                                  -> normalize_cam (Eq. 2) -> cam_to_mask
 
     Args:
         backbone (dict): Backbone config.
@@ -50,9 +49,11 @@ class CAMClassifier(BaseModel):
             (default the reference (1.0, 0.5, 1.5, 2.0)), ``flip`` (True),
             ``bg_score`` (0.2, paper), ``resize_mode`` ('bilinear'),
             ``label_source`` ('gt': the image-level label; 'pred': logits > 0
-            when no label is given), ``out_dir`` (None; when set, every CAM is
-            written there atomically and images whose CAM file exists are
-            read back instead of recomputed, which makes inference resumable).
+            when no label is given). The model reads and writes no file:
+            ``CAMWriterHook`` writes the CAMs, and a CAM written before comes
+            back with its sample (``written_cam``) and is returned as it is,
+            which makes inference resumable (``tools/test.py --cam-dir`` sets
+            both up).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
         cam_activation (str): Applied to Eq. 1's scores by :meth:`cam`, so
@@ -100,14 +101,19 @@ class CAMClassifier(BaseModel):
 
     @staticmethod
     def _check_test_cfg(cfg: dict) -> dict:
+        cfg = dict(cfg)
+        if cfg.pop('out_dir', None) is not None:
+            raise ValueError(
+                'test_cfg.out_dir is no longer a model setting (the model '
+                'writes no file): use custom_hooks=[dict(type=\'CAMWriterHook\''
+                ', out_dir=...)], or tools/test.py --cam-dir DIR')
         cfg = checked_settings(
             dict(
                 scales=(1.0, 0.5, 1.5, 2.0),
                 flip=True,
                 bg_score=0.2,
                 resize_mode='bilinear',
-                label_source='gt',
-                out_dir=None), cfg)
+                label_source='gt'), cfg)
         if len(cfg['scales']) == 0 or min(cfg['scales']) <= 0:
             raise ValueError('test_cfg.scales must be positive scales, got '
                              f'{cfg["scales"]}')
@@ -189,10 +195,13 @@ class CAMClassifier(BaseModel):
         """Multi-scale + flip CAMs (Eq. 1-2) and their masks, per image.
 
         Each returned sample carries ``pred_cam`` (PixelData, (C, H, W)
-        normalised CAM at the original size, zero for absent classes) and
+        normalised CAM at the original size, zero for absent classes),
+        ``pred_cam_labels`` ((C, ) the classes it was made for) and
         ``pred_sem_seg`` (PixelData, (1, H, W), background score
         ``test_cfg.bg_score`` in front of the class maps, argmax), so mmseg's
-        ``IoUMetric`` scores the CAMs as pseudo masks.
+        ``IoUMetric`` scores the CAMs as pseudo masks. A sample carrying
+        ``written_cam`` (PixelData (C, H, W), a CAM written by an earlier
+        run) gets it back as ``pred_cam`` instead of a new one.
         """
         if data_samples is None:
             data_samples = [
@@ -201,14 +210,10 @@ class CAMClassifier(BaseModel):
                 for _ in range(inputs.shape[0])
             ]
         cfg = self.test_cfg
-        store = CAMStore(cfg['out_dir']) if cfg['out_dir'] else None
         for i, sample in enumerate(data_samples):
-            img_path = sample.metainfo.get('img_path')
-            if store is not None and img_path is None:
-                raise ValueError('test_cfg.out_dir needs `img_path` in the '
-                                 'data sample metainfo')
-            if store is not None and store.exists(img_path):
-                cam = store.load(img_path, self.num_classes).to(inputs.device)
+            if 'written_cam' in sample:  # read back: not computed again
+                cam = sample.written_cam.data.to(inputs.device).float()
+                labels = (cam.flatten(1).amax(dim=1) > 0).float()
             else:
                 height, width = sample.metainfo['img_shape'][:2]
                 image = inputs[i:i + 1, :, :height, :width]  # drop padding
@@ -222,8 +227,7 @@ class CAMClassifier(BaseModel):
                     cam = F.interpolate(cam, size=ori_shape, mode='bilinear',
                                         align_corners=False)
                 cam = normalize_cam(mask_cam_by_label(cam, labels[None]))[0]
-                if store is not None:
-                    store.save(img_path, cam, labels)
+            sample.pred_cam_labels = labels  # (C, )
             mask = cam_to_mask(cam[None], cfg['bg_score'])  # (1, H, W)
             sample.pred_cam = PixelData(data=cam)
             sample.pred_sem_seg = PixelData(data=mask)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,9 +63,14 @@ def test_loss_is_eq12_of_pooled_logits():
 
 
 def test_predict_cams_masks_and_resume(tmp_path, monkeypatch):
+    """predict computes the CAM and its mask; CAMWriterHook writes it; a
+    rerun whose sample carries it back (LoadCAMFromFile, key
+    'written_cam') returns it without computing, and is not rewritten."""
+    from mmcyc.datasets.transforms import (LoadCAMFromFile,
+                                           PackImageLabelInputs)
+    from mmcyc.engine.hooks import CAMWriterHook
     torch.manual_seed(0)
-    model = build(test_cfg=dict(scales=(1.0, 0.5), flip=True,
-                                out_dir=str(tmp_path))).eval()
+    model = build(test_cfg=dict(scales=(1.0, 0.5), flip=True)).eval()
     x = torch.randn(1, 3, 40, 48)
     with torch.no_grad():
         out = model(x, [sample([0, 1, 0, 1, 0], img_path='a/img1.jpg')],
@@ -73,16 +79,27 @@ def test_predict_cams_masks_and_resume(tmp_path, monkeypatch):
     assert cam.shape == (5, 40, 48)
     assert cam[[0, 2, 4]].abs().sum() == 0  # classes not in the label
     assert torch.all(cam <= 1) and torch.all(cam >= 0)
+    assert out.pred_cam_labels.tolist() == [0, 1, 0, 1, 0]
     expected_mask = torch.cat([torch.full((1, 40, 48), 0.2), cam]).argmax(0)
     assert torch.equal(out.pred_sem_seg.data[0], expected_mask)
-    assert (tmp_path / 'img1.npz').is_file()
+    hook = CAMWriterHook(str(tmp_path))
+    assert hook.write(out) and (tmp_path / 'img1.npz').is_file()
 
     # a second run reads the stored CAM back instead of recomputing it
+    steps = [LoadCAMFromFile(str(tmp_path), num_classes=5, skip_missing=True,
+                             key='written_cam'), PackImageLabelInputs()]
+    results = dict(img_path='a/img1.jpg', img=np.zeros((40, 48, 3), np.uint8),
+                   ori_shape=(40, 48), img_shape=(40, 48),
+                   img_label=np.array([0, 1, 0, 1, 0], np.float32))
+    for step in steps:
+        results = step(results)
     monkeypatch.setattr(model, 'cam', lambda *a: pytest.fail('recomputed'))
     with torch.no_grad():
-        again = model(x, [sample([0, 1, 0, 1, 0], img_path='a/img1.jpg')],
-                      mode='predict')[0]
+        again = model(x, [results['data_samples']], mode='predict')[0]
     assert torch.allclose(again.pred_cam.data, cam, atol=1e-3)
+    assert not hook.write(again)  # read back: not written again
+    with pytest.raises(ValueError, match='test_cfg.out_dir is no longer'):
+        build(test_cfg=dict(out_dir=str(tmp_path)))
 
 
 def test_predict_normalises_the_multiscale_sum():

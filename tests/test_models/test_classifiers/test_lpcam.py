@@ -229,8 +229,7 @@ def test_stage1_state_dict_loads(tmp_path):
 
 def test_predict_is_lpcam_at_each_scale_in_the_cam_format(tmp_path):
     torch.manual_seed(0)
-    model = build(test_cfg=dict(scales=(1.0, 0.5), flip=True,
-                                out_dir=str(tmp_path))).eval()
+    model = build(test_cfg=dict(scales=(1.0, 0.5), flip=True)).eval()
     dim = model.in_channels
     protos = torch.rand(3, 12, dim)  # means of ReLU features
     ctx = torch.rand(3, 12, dim)
@@ -262,7 +261,10 @@ def test_predict_is_lpcam_at_each_scale_in_the_cam_format(tmp_path):
     expected = total / (total.flatten(2).amax(2)[..., None, None] + 1e-5)
     assert torch.allclose(out.pred_cam.data, expected[0], atol=1e-5)
     assert model._fuse_flip is False  # reset after predict
-    # the one on-disk CAM format: labelled classes only, fp16 maps
+    # the one on-disk CAM format (CAMWriterHook, as tools/test.py --cam-dir
+    # writes it): labelled classes only, fp16 maps
+    from mmcyc.engine.hooks import CAMWriterHook
+    assert CAMWriterHook(str(tmp_path)).write(out)
     cams, labels = load_cam(str(tmp_path / 'img7.npz'))
     assert labels.tolist() == [0, 2]
     assert cams.shape == (2, 40, 48)
