@@ -2,6 +2,7 @@
 """Test (e.g. infer and score CAMs) with a config and a checkpoint."""
 import argparse
 import copy
+import io
 import json
 import os
 import os.path as osp
@@ -14,7 +15,7 @@ from mmengine.runner import Runner
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
 from mmcyc.utils import atomic_open
-from mmcyc.utils.manifest import (digest, file_digest, finish_output_dir,
+from mmcyc.utils.manifest import (bytes_digest, digest, finish_output_dir,
                                   folder_key, guard_output_dir)
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 
@@ -69,7 +70,7 @@ def parse_args():
     return args
 
 
-def load_checked(runner: Runner, checkpoint: str) -> None:
+def load_checked(runner: Runner, checkpoint: str, blob: bytes) -> None:
     """Load weights, failing on keys or shapes that do not match the model.
 
     mmengine loads with ``strict=False`` and only logs mismatches (a tensor
@@ -77,7 +78,8 @@ def load_checked(runner: Runner, checkpoint: str) -> None:
     a checkpoint of another model must fail instead. The file is read once,
     checked, and its state dict loaded strictly.
     """
-    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    loaded = torch.load(io.BytesIO(blob), map_location='cpu',
+                        weights_only=False)
     model = getattr(runner.model, 'module', runner.model)
     state_dict = unwrap_state_dict(loaded, checkpoint)
     check_state_dict(model, state_dict, f'checkpoint {checkpoint}',
@@ -88,7 +90,7 @@ def load_checked(runner: Runner, checkpoint: str) -> None:
     runner.logger.info(f'Load checkpoint from {checkpoint}')
 
 
-def output_parts(cfg: Config, checkpoint: str) -> dict:
+def output_parts(cfg: Config, checkpoint_digest: str) -> dict:
     """What the per-image outputs of this test run are made from.
 
     The checkpoint's bytes, the model config (less where it writes), the
@@ -112,7 +114,7 @@ def output_parts(cfg: Config, checkpoint: str) -> dict:
         elif step.get('type') == 'LoadPseudoMask':
             step.pop('mask_dir', None)  # the output folder itself
     return dict(
-        checkpoint=file_digest(checkpoint),
+        checkpoint=checkpoint_digest,
         model=digest(model_cfg),
         test_cfg=test_cfg,
         test_pipeline=digest(pipeline),
@@ -121,7 +123,7 @@ def output_parts(cfg: Config, checkpoint: str) -> dict:
         (cams_read or None))
 
 
-def guard_outputs(cfg: Config, args) -> list:
+def guard_outputs(cfg: Config, args, checkpoint_digest: str) -> list:
     """Check (and claim) the output folders before anything is written.
 
     Rank 0 only; returns ``[(folder, key, parts), ...]`` to mark done.
@@ -133,7 +135,7 @@ def guard_outputs(cfg: Config, args) -> list:
     if args.overwrite and int(os.environ.get('WORLD_SIZE', 1)) > 1:
         raise SystemExit('--overwrite empties the output folders: run it '
                          'with one process, or delete them first')
-    parts = output_parts(cfg, args.checkpoint)
+    parts = output_parts(cfg, checkpoint_digest)
     return [(folder,
              guard_output_dir(folder, parts, what, overwrite=args.overwrite),
              parts) for folder, what in folders]
@@ -214,9 +216,14 @@ def main():
     cfg.env_cfg = dict(cfg.get('env_cfg') or {}, cudnn_benchmark=False)
     torch.backends.cudnn.benchmark = False
 
-    guarded = guard_outputs(cfg, args)
+    # the checkpoint is read once: its digest names the outputs, its
+    # tensors are loaded
+    with open(args.checkpoint, 'rb') as f:
+        blob = f.read()
+    guarded = guard_outputs(cfg, args, bytes_digest(blob))
     runner = Runner.from_cfg(cfg)
-    load_checked(runner, args.checkpoint)
+    load_checked(runner, args.checkpoint, blob)
+    del blob
     metrics = runner.test()
     for folder, key, parts in guarded:
         finish_output_dir(folder, key, parts)

@@ -122,6 +122,11 @@ def describe_mismatch(path: str, key: str, parts: dict) -> str:
 FOLDER_MANIFEST = 'mmcyc_manifest.json'
 
 
+def bytes_digest(data: bytes) -> str:
+    """:func:`file_digest` of bytes already read (the same value)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def file_digest(path: str, chunk: int = 1 << 22) -> str:
     """SHA-256 (first 16 hex digits) of a file's bytes, read in chunks."""
     sha = hashlib.sha256()

@@ -76,3 +76,15 @@ def test_files_without_manifest_are_not_trusted(tmp_path):
     guard_output_dir(str(folder), dict(x=1), 'pseudo masks')
     assert guard_output_dir(str(folder), dict(x=2), 'pseudo masks') == \
         folder_key(str(folder))
+
+
+def test_bytes_digest_is_the_file_digest(tmp_path):
+    import hashlib
+
+    from mmcyc.utils.manifest import bytes_digest, file_digest
+    data = bytes(range(256)) * 40000  # more than one 4 MiB read chunk
+    path = tmp_path / 'blob.bin'
+    path.write_bytes(data)
+    assert bytes_digest(data) == file_digest(str(path)) == \
+        hashlib.sha256(data).hexdigest()[:16]
+    assert bytes_digest(data[:-1]) != bytes_digest(data)
