@@ -178,7 +178,13 @@ def guard_output_dir(folder: str,
     key = make_key(parts)
     path = osp.join(folder, FOLDER_MANIFEST)
     entries = os.listdir(folder) if osp.isdir(folder) else []
-    files = [e for e in entries if e != FOLDER_MANIFEST]
+    # atomic writers' temporary files are not outputs: another process
+    # writing into the folder at this moment (e.g. its manifest, before it
+    # exists) must not make it look like files without a manifest
+    files = [
+        e for e in entries if e != FOLDER_MANIFEST
+        and not (e.startswith('.') and e.endswith('.tmp'))
+    ]
     if files and not manifest_matches(path, key, 'started') and \
             not manifest_matches(path, key, 'done'):
         if read_manifest(path) is None:

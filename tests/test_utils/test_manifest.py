@@ -88,3 +88,23 @@ def test_bytes_digest_is_the_file_digest(tmp_path):
     assert bytes_digest(data) == file_digest(str(path)) == \
         hashlib.sha256(data).hexdigest()[:16]
     assert bytes_digest(data[:-1]) != bytes_digest(data)
+
+
+def test_a_concurrent_writers_temporary_file_is_not_an_output(tmp_path):
+    """Two tools claiming one folder at once (the main job's train and val
+    CAM inference): while the first writes the manifest, the folder holds
+    only its temporary file; the second must not take that for outputs
+    without a manifest (measured: it stopped a VGG16 main job)."""
+    folder = tmp_path / 'cams'
+    folder.mkdir()
+    (folder / f'.{FOLDER_MANIFEST}.abc123.tmp').write_bytes(b'{')
+    (folder / '.img1.npz.def456.tmp').write_bytes(b'')
+    parts = dict(checkpoint='aaa')
+    key = guard_output_dir(str(folder), parts, 'CAMs')
+    assert folder_key(str(folder)) == key
+    # a real file without a manifest is still refused
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'img1.npz').write_bytes(b'1')
+    with pytest.raises(RuntimeError, match='with no manifest'):
+        guard_output_dir(str(other), parts, 'CAMs')
