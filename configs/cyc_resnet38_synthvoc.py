@@ -3,9 +3,8 @@
 # model.cam_classifier_checkpoint to it).
 _base_ = [
     './_base_/models/cyc_resnet38.py', './_base_/datasets/synthvoc_pairs.py',
-    './_base_/schedules/cyc_8ep.py', './_base_/default_runtime.py'
+    './_base_/schedules/cyc_synthvoc_8ep.py', './_base_/default_runtime.py'
 ]
-max_epochs = 8
 model = dict(
     data_preprocessor=dict(size=(96, 96)),
     # F mirrors the synthetic classifier's narrow, trainable ResNet-38
@@ -26,12 +25,6 @@ model = dict(
         dropout_ratio=0.0),
     cam_classifier_checkpoint='work_dirs/cam_resnet38_synthvoc/epoch_40.pth',
     dropout_ratio=0.0)
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='StepLR', step_size=1, gamma=0.5, by_epoch=True, begin=0,
-         end=max_epochs)
-]
-default_hooks = dict(logger=dict(interval=5))
 train_dataloader = dict(batch_size=8)  # pairs, i.e. 16 images a step
 # stage 3 without random walk: the paper's N for that setting (Table 1); the
 # whole bank (240 images, 12x12 positions, D = 256) is small, so keep every

@@ -1,20 +1,17 @@
 # Stage 2 with VGG-16 on the embedded synthetic dataset (CPU): CyCSNet from
 # the stage-1 checkpoint of configs/cam_vgg16_synthvoc.py
 # (tools/run_pipeline.py with configs/pipeline_synthvoc_vgg16.py sets
-# model.cam_classifier_checkpoint to it).
+# model.cam_classifier_checkpoint to it). The DCFS statistic is the base
+# model's (measured in configs/cyc_resnet38_synthvoc.py).
 _base_ = [
     './_base_/models/cyc_vgg16.py', './_base_/datasets/synthvoc_pairs.py',
-    './_base_/schedules/cyc_8ep.py', './_base_/default_runtime.py'
+    './_base_/schedules/cyc_synthvoc_8ep.py', './_base_/default_runtime.py'
 ]
-max_epochs = 8
 model = dict(
     data_preprocessor=dict(size=(96, 96)),
     # F mirrors the synthetic classifier's narrow, trainable VGG16d
     backbone=dict(widen_factor=0.125, norm_cfg=dict(type='BN'),
                   frozen_stages=-1, dropout_fc6=0.0),
-    # DCFS statistic (Eq. 9), as in the base model (see
-    # configs/cyc_resnet38_synthvoc.py, where it was measured)
-    head=dict(dcfs_statistic='candidates'),
     # C = the model of configs/cam_vgg16_synthvoc.py: its changes to the
     # base classifier, restated (C's data preprocessor and test_cfg are not
     # used; tests/test_configs/test_model_configs.py checks the rest agrees)
@@ -24,14 +21,7 @@ model = dict(
         dropout_ratio=0.0),
     cam_classifier_checkpoint='work_dirs/cam_vgg16_synthvoc/epoch_40.pth',
     dropout_ratio=0.0)
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='StepLR', step_size=1, gamma=0.5, by_epoch=True, begin=0,
-         end=max_epochs)
-]
-default_hooks = dict(logger=dict(interval=5))
 train_dataloader = dict(batch_size=8)  # pairs, i.e. 16 images a step
-# stage 3 without random walk: the paper's N for that setting (Table 1); the
-# whole bank (240 images, 12x12 positions, D = 128) is small, so keep every
-# vector (exactly Alg. 2's)
+# stage 3 without random walk (Table 1's N); the whole bank (D = 128) is
+# small, so keep every vector, as configs/cyc_resnet38_synthvoc.py
 refiner = dict(num_refs=16, max_vectors_per_image=None)

@@ -14,14 +14,13 @@ Public ResNet-38 weights come in four layouts:
   does and then treated as ``imagenet``.
 
 The chain is ``load_psa_state_dict -> convert_psa_state_dict ->
-save`` (:func:`convert_checkpoint`), and :func:`load_checkpoint_strict` says
-which keys did not load (through :mod:`mmcyc.utils.state_dict_check`).
+save_converted`` (:func:`convert_checkpoint`; the renaming and saving are
+:mod:`.key_mapping`'s, shared with the VGG-16 converter), and
+:func:`load_checkpoint_strict` says which keys did not load (through
+:mod:`mmcyc.utils.state_dict_check`).
 """
-import os
-import os.path as osp
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -29,9 +28,18 @@ import torch
 import torch.nn as nn
 
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
+from .key_mapping import (BACKBONE_PREFIX, ConversionReport,
+                          detect_head_layout, rename_state_dict,
+                          save_converted, unknown_keys_error)
 from .mxnet_params import is_mxnet_params, load_mxnet_params
 
-BACKBONE_PREFIX = 'backbone.'
+__all__ = [
+    'BACKBONE_PREFIX', 'ConversionReport', 'HEAD_KEYS', 'LAYOUTS',
+    'psa_backbone_keys', 'detect_layout', 'convert_psa_state_dict',
+    'mxnet_key_to_psa', 'mxnet_params_to_psa', 'load_psa_state_dict',
+    'convert_checkpoint', 'load_checkpoint_strict'
+]
+
 # psa head keys -> mmcyc names, per layout.
 HEAD_KEYS: Dict[str, Dict[str, str]] = {
     'imagenet': {},
@@ -103,53 +111,6 @@ def psa_backbone_keys(with_num_batches_tracked: bool = False) -> List[str]:
 _BACKBONE_KEYS = frozenset(psa_backbone_keys(with_num_batches_tracked=True))
 
 
-@dataclass
-class ConversionReport:
-    """What a conversion did.
-
-    Attributes:
-        source (str): The converted file (or a description).
-        layout (str): One of :data:`LAYOUTS`.
-        converted (int): Number of keys written.
-        dropped (list[str]): Source keys intentionally left out (ImageNet
-            classifier).
-        unknown (list[str]): Source keys no layout rule knows.
-        added (list[str]): Keys created (``num_batches_tracked`` buffers the
-            source lacks).
-        absent (list[str]): Expected psa keys the source lacks.
-    """
-    source: str
-    layout: str
-    converted: int = 0
-    dropped: List[str] = field(default_factory=list)
-    unknown: List[str] = field(default_factory=list)
-    added: List[str] = field(default_factory=list)
-    absent: List[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = [
-            f'{self.source}: layout {self.layout!r}, {self.converted} keys '
-            'converted'
-        ]
-        if self.added:
-            lines.append(f'  added {len(self.added)} num_batches_tracked '
-                         'buffers (set to 0)')
-        for title, keys in (('dropped', self.dropped),
-                            ('unknown', self.unknown), ('absent from source',
-                                                        self.absent)):
-            if keys:
-                lines.append(f'  {title} ({len(keys)}): ' + ', '.join(keys))
-        return '\n'.join(lines)
-
-
-def _unknown_keys_error(source: str, layout: str,
-                        unknown: List[str]) -> ValueError:
-    return ValueError(
-        f'{source}: {len(unknown)} key(s) fit no rule of the psa {layout!r} '
-        f'layout: {", ".join(unknown)}. Check the layout (imagenet / cls / '
-        'aff) or pass allow_unknown=True (--allow-unknown) to drop them.')
-
-
 def detect_layout(keys) -> str:
     """Guess the psa layout of a (``module.``-free) state dict's keys.
 
@@ -157,12 +118,7 @@ def detect_layout(keys) -> str:
         str: ``'cls'`` if ``fc8.weight`` is present, ``'aff'`` if any of
         ``f8_3/f8_4/f8_5/f9`` is, ``'imagenet'`` otherwise.
     """
-    keys = set(keys)
-    found = [name for name, heads in HEAD_KEYS.items() if keys & set(heads)]
-    if len(found) > 1:
-        raise ValueError(f'ambiguous psa layout: the keys fit {found}; pass '
-                         'the layout explicitly')
-    return found[0] if found else 'imagenet'
+    return detect_head_layout(keys, HEAD_KEYS)
 
 
 def convert_psa_state_dict(
@@ -190,35 +146,21 @@ def convert_psa_state_dict(
     Returns:
         tuple[OrderedDict, ConversionReport]: mmcyc state dict and report.
     """
-    state_dict = unwrap_state_dict(state_dict, source)
-    if layout == 'auto':
-        layout = detect_layout(state_dict)
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got "
-                         f'{layout!r}')
-    heads = HEAD_KEYS[layout]
-    report = ConversionReport(source=source, layout=layout)
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        if key in _BACKBONE_KEYS:
-            out[BACKBONE_PREFIX + key] = value
-        elif key in heads:
-            out[heads[key]] = value
-        elif layout == 'imagenet' and _IMAGENET_CLASSIFIER.match(key):
-            report.dropped.append(key)
-        else:
-            report.unknown.append(key)
-    if report.unknown and not allow_unknown:
-        raise _unknown_keys_error(source, layout, report.unknown)
+    out, report = rename_state_dict(
+        state_dict,
+        layout,
+        HEAD_KEYS,
+        _BACKBONE_KEYS,
+        psa_backbone_keys(),
+        allow_unknown,
+        source,
+        drop=_IMAGENET_CLASSIFIER)
     for key in list(out):
         if key.endswith('.running_mean'):
             counter = key[:-len('running_mean')] + 'num_batches_tracked'
             if counter not in out:
                 out[counter] = torch.tensor(0, dtype=torch.long)
                 report.added.append(counter)
-    report.absent = [
-        k for k in psa_backbone_keys() + list(heads) if k not in state_dict
-    ]
     report.converted = len(out)
     return out, report
 
@@ -296,7 +238,7 @@ def mxnet_params_to_psa(
         else:
             out[key] = torch.from_numpy(np.ascontiguousarray(array))
     if unknown and not allow_unknown:
-        raise _unknown_keys_error(source, 'mxnet', unknown)
+        raise unknown_keys_error(source, 'mxnet', unknown)
     return out, dropped + unknown
 
 
@@ -353,15 +295,13 @@ def convert_checkpoint(src: str,
     state_dict, report = convert_psa_state_dict(
         state_dict, layout, allow_unknown, source=src)
     report.dropped = mx_dropped + report.dropped
-    meta = dict(
-        converted_from=osp.basename(src),
+    save_converted(
+        state_dict,
+        report,
+        src,
+        dst,
         converter='tools/model_converters/psa2mmcyc.py',
-        layout=report.layout,
-        dropped_keys=list(report.dropped),
-        unknown_keys=list(report.unknown))
-    if osp.dirname(dst):
-        os.makedirs(osp.dirname(dst), exist_ok=True)
-    torch.save({'state_dict': state_dict, 'meta': meta}, dst)
+        listed=('dropped', 'unknown'))
     return report
 
 

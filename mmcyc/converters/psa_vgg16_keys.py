@@ -17,19 +17,25 @@ Backbone keys get the ``backbone.`` prefix; the heads become mmcyc's
 ``CAMClassifier`` (``cam_activation='sqrt_relu'``) and ``AffinityNet``
 with ``AffinityEmbedHead(norm_cfg=dict(type='GN', num_groups=(8, 16,
 32)))``. The chain is ``torch.load -> convert_psa_vgg16_state_dict ->
-save`` (:func:`convert_vgg16_checkpoint`);
+save_converted`` (:func:`convert_vgg16_checkpoint`; the renaming and
+saving are :mod:`.key_mapping`'s, shared with the ResNet-38 converter);
 :func:`~mmcyc.converters.psa_keys.load_checkpoint_strict` checks the result
 against a model.
 """
-import os
-import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-from mmcyc.utils.state_dict_check import unwrap_state_dict
-from .psa_keys import BACKBONE_PREFIX, ConversionReport
+from .key_mapping import (ConversionReport, detect_head_layout,
+                          rename_state_dict, save_converted)
+
+__all__ = [
+    'VGG16_HEAD_KEYS', 'VGG16_LAYOUTS', 'psa_vgg16_backbone_keys',
+    'detect_vgg16_layout', 'convert_psa_vgg16_state_dict',
+    'convert_vgg16_checkpoint'
+]
+_WEIGHTS = 'psa VGG-16'  # whose weights, as the errors name them
 
 # psa head keys -> mmcyc names, per layout.
 VGG16_HEAD_KEYS: Dict[str, Dict[str, str]] = {
@@ -76,13 +82,7 @@ def detect_vgg16_layout(keys) -> str:
         str: ``'cls'`` if ``fc8.weight`` is present, ``'aff'`` if any of
         psa's affinity-head keys is, ``'imagenet'`` otherwise.
     """
-    keys = set(keys)
-    found = [name for name, heads in VGG16_HEAD_KEYS.items()
-             if keys & set(heads)]
-    if len(found) > 1:
-        raise ValueError(f'ambiguous psa VGG-16 layout: the keys fit {found}; '
-                         'pass the layout explicitly')
-    return found[0] if found else 'imagenet'
+    return detect_head_layout(keys, VGG16_HEAD_KEYS, _WEIGHTS)
 
 
 def convert_psa_vgg16_state_dict(
@@ -106,34 +106,15 @@ def convert_psa_vgg16_state_dict(
         tuple[OrderedDict, ConversionReport]: mmcyc state dict and report
         (``absent`` lists the expected psa keys the source lacks).
     """
-    state_dict = unwrap_state_dict(state_dict, source)
-    if layout == 'auto':
-        layout = detect_vgg16_layout(state_dict)
-    if layout not in VGG16_LAYOUTS:
-        raise ValueError(f"layout must be 'auto' or one of {VGG16_LAYOUTS}, "
-                         f'got {layout!r}')
-    heads = VGG16_HEAD_KEYS[layout]
-    report = ConversionReport(source=source, layout=layout)
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        if key in _BACKBONE_KEYS:
-            out[BACKBONE_PREFIX + key] = value
-        elif key in heads:
-            out[heads[key]] = value
-        else:
-            report.unknown.append(key)
-    if report.unknown and not allow_unknown:
-        raise ValueError(
-            f'{source}: {len(report.unknown)} key(s) fit no rule of the psa '
-            f'VGG-16 {layout!r} layout: {", ".join(report.unknown)}. Check '
-            'the layout (imagenet / cls / aff) or pass allow_unknown=True '
-            '(--allow-unknown) to drop them.')
-    report.absent = [
-        k for k in psa_vgg16_backbone_keys() + list(heads)
-        if k not in state_dict
-    ]
-    report.converted = len(out)
-    return out, report
+    return rename_state_dict(
+        state_dict,
+        layout,
+        VGG16_HEAD_KEYS,
+        _BACKBONE_KEYS,
+        psa_vgg16_backbone_keys(),
+        allow_unknown,
+        source,
+        weights=_WEIGHTS)
 
 
 def convert_vgg16_checkpoint(src: str,
@@ -158,12 +139,10 @@ def convert_vgg16_checkpoint(src: str,
     checkpoint = torch.load(src, map_location='cpu', weights_only=True)
     state_dict, report = convert_psa_vgg16_state_dict(
         checkpoint, layout, allow_unknown, source=src)
-    meta = dict(
-        converted_from=osp.basename(src),
-        converter='tools/model_converters/psa_vgg2mmcyc.py',
-        layout=report.layout,
-        unknown_keys=list(report.unknown))
-    if osp.dirname(dst):
-        os.makedirs(osp.dirname(dst), exist_ok=True)
-    torch.save({'state_dict': state_dict, 'meta': meta}, dst)
+    save_converted(
+        state_dict,
+        report,
+        src,
+        dst,
+        converter='tools/model_converters/psa_vgg2mmcyc.py')
     return report

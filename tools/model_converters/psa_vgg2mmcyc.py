@@ -17,43 +17,25 @@ The result loads with ``init_cfg=dict(type='Pretrained', checkpoint=DST,
 prefix='backbone.')`` on ``VGG16d`` or ``load_from=DST`` on a whole model
 (``configs/cam_vgg16_voc.py``, ``configs/aff_vgg16_voc.py``).
 """
-import argparse
 import sys
 
+from mmcyc.converters.cli import build_parser, run_conversion
 from mmcyc.converters.psa_vgg16_keys import (VGG16_LAYOUTS,
                                              convert_vgg16_checkpoint)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Convert psa VGG-16 checkpoints to mmcyc')
-    parser.add_argument('src', help='psa VGG-16 .pth file')
-    parser.add_argument('dst', help='output mmcyc checkpoint (.pth)')
-    parser.add_argument(
-        '--layout',
-        choices=('auto', ) + VGG16_LAYOUTS,
-        default='auto',
-        help='key layout of SRC: imagenet (vgg16d, from the caffe model), '
-        'cls (vgg16_cls), aff (vgg16_aff); auto detects it from the head '
-        'keys')
-    parser.add_argument(
-        '--allow-unknown',
-        action='store_true',
-        help='drop keys that fit no rule instead of failing')
-    return parser.parse_args(argv)
+    return build_parser(
+        description='Convert psa VGG-16 checkpoints to mmcyc',
+        src_help='psa VGG-16 .pth file',
+        layouts=VGG16_LAYOUTS,
+        layout_help=('key layout of SRC: imagenet (vgg16d, from the caffe '
+                     'model), cls (vgg16_cls), aff (vgg16_aff); auto '
+                     'detects it from the head keys')).parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        report = convert_vgg16_checkpoint(args.src, args.dst, args.layout,
-                                          args.allow_unknown)
-    except (OSError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    print(report)
-    print(f'saved {args.dst}')
-    return 0
+    return run_conversion(convert_vgg16_checkpoint, parse_args(argv))
 
 
 if __name__ == '__main__':

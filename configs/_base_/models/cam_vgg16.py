@@ -1,16 +1,10 @@
 # VGG-16 CAM classifier (AffinityNet's vgg16_cls: psa network/vgg16_cls.py).
+_base_ = ['./cam_classifier.py']
 # psa feeds VGG caffe's input: BGR, minus the ImageNet mean in BGR order, no
 # std (vgg16d.Normalize); images are loaded as BGR, so no channel swap.
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[104.008, 116.669, 122.675],
-    std=[1.0, 1.0, 1.0],
-    bgr_to_rgb=False,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(448, 448))  # training batches are padded to the crop size
+    mean=[104.008, 116.669, 122.675], std=[1.0, 1.0, 1.0], bgr_to_rgb=False)
 model = dict(
-    type='CAMClassifier',
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='VGG16d',
@@ -25,12 +19,6 @@ model = dict(
             type='Pretrained',
             checkpoint='pretrain/vgg16d_imagenet.pth',
             prefix='backbone.')),
-    num_classes=20,
     dropout_ratio=0.5,  # psa drop7
     # psa vgg16_cls.forward_cam: sqrt(relu(fc8(x))), not ResNet-38's relu
-    cam_activation='sqrt_relu',
-    loss_cls=dict(type='MultiLabelSoftMarginLoss', loss_weight=1.0),
-    # psa infer_cls.py: scales 1, 0.5, 1.5, 2 with flips, background 0.2
-    test_cfg=dict(
-        scales=(1.0, 0.5, 1.5, 2.0), flip=True, bg_score=0.2,
-        out_dir=None))
+    cam_activation='sqrt_relu')

@@ -2,7 +2,8 @@
 # (through b6: 2048 channels at stride 8), initialised from the trained
 # classifier C, which stays frozen and gives CAM_A; the cycle-consistency head
 # and L_cls at lambda = 0.1 (Eq. 13).
-_base_ = ['./cam_resnet38.py']  # the same data preprocessing as stage 1
+# the same data preprocessing as stage 1; the stage-3 refiner
+_base_ = ['./cam_resnet38.py', './cam_refiner.py']
 model = dict(
     _delete_=True,
     type='CyCSNet',
@@ -37,19 +38,3 @@ model = dict(
     num_classes=20,
     dropout_ratio=0.5,
     loss_cls=dict(type='MultiLabelSoftMarginLoss', loss_weight=0.1))
-# Stage 3 (tools/refine_cam.py): the stage-1 CAM of a target revised with the
-# vectors of N training images sharing a class with it (Eq. 14, Alg. 2).
-refiner = dict(
-    type='CAMRefiner',
-    # N: 128 is the paper's best with random walk (Table 4); Table 1 uses
-    # 64 with and 16 without random walk
-    num_refs=128,
-    alpha=20.0,  # softmax scale of Eq. 4, as in training
-    beta1=0.3,  # CAM threshold selecting the reference vectors, as in Alg. 1
-    epsilon=2.0,  # epsilon of Eq. 14 (paper Sect. 4.1)
-    bg_score=0.2,  # Bg of Eq. 14 and of the pseudo masks (paper)
-    # K vectors kept per (image, class) in the feature bank: ~4 GB fp16 for
-    # VOC train_aug at D = 2048; None keeps all (exactly Alg. 2's vectors)
-    max_vectors_per_image=64,
-    seed=0,  # the bank's subsets and each target's N images
-    chunk_size=4096)  # vectors per product: ~50 MB fp32 at 56x56 positions
