@@ -2,18 +2,14 @@
 """Write the CAMs a val/test loop computes, one file per image."""
 from typing import Sequence
 
-from mmengine.dist import get_rank
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from mmcyc.utils.cam_io import CAMStore
-
-LOOPS = ('val', 'test')
+from .per_image_writer_hook import PerImageWriterHook
 
 
 @HOOKS.register_module()
-class CAMWriterHook(Hook):
+class CAMWriterHook(PerImageWriterHook):
     """Saves each sample's ``pred_cam`` as ``<image stem>.npz``.
 
     Stage 1b (and any CAM source: SSENet, LPCAM) ends with ``runner.test()``
@@ -40,43 +36,15 @@ class CAMWriterHook(Hook):
             ``('val', 'test')``. Defaults to ``('test', )``.
     """
 
-    priority = 'NORMAL'
+    what = 'CAMs'
 
     def __init__(self, out_dir: str,
                  loops: Sequence[str] = ('test', )) -> None:
-        if not isinstance(out_dir, str) or not out_dir:
-            raise ValueError(f'out_dir must be a non-empty folder path, got '
-                             f'{out_dir!r}')
-        loops = (loops, ) if isinstance(loops, str) else tuple(loops)
-        if not loops or any(loop not in LOOPS for loop in loops):
-            raise ValueError(f'loops must be a non-empty subset of {LOOPS}, '
-                             f'got {loops!r}')
-        self.out_dir = out_dir
-        self.loops = loops
+        super().__init__(out_dir, loops)
         self.store = CAMStore(out_dir)
-        self.num_written = self.num_read = 0
 
-    def _before_epoch(self, runner, mode: str = 'train') -> None:
-        if mode in self.loops:
-            self.num_written = self.num_read = 0
-
-    def _after_iter(self,
-                    runner,
-                    batch_idx: int,
-                    data_batch=None,
-                    outputs=None,
-                    mode: str = 'train') -> None:
-        if mode not in self.loops:
-            return
-        for sample in outputs or ():
-            self.write(sample)
-
-    def _after_epoch(self, runner, mode: str = 'train') -> None:
-        if mode in self.loops:
-            print_log(
-                f'CAMWriterHook: rank {get_rank()} wrote {self.num_written} '
-                f'CAMs to {self.out_dir} ({self.num_read} read back)',
-                logger='current')
+    def skipped_note(self) -> str:
+        return f' ({self.num_skipped} read back)'
 
     def write(self, sample) -> bool:
         """Write one sample's CAM unless it was read back; return whether.
@@ -86,7 +54,6 @@ class CAMWriterHook(Hook):
                 ``pred_cam_labels``.
         """
         if 'written_cam' in sample:
-            self.num_read += 1
             return False
         img_path = sample.metainfo.get('img_path')
         if not img_path:
@@ -100,5 +67,4 @@ class CAMWriterHook(Hook):
                     f'{sorted(sample.keys())}')
         self.store.save(img_path, sample.pred_cam.data.float(),
                         sample.pred_cam_labels)  # (C, H, W), (C, )
-        self.num_written += 1
         return True

@@ -6,16 +6,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 from PIL import Image
 
 from mmcyc.datasets.cls_labels import voc_palette
 from mmcyc.utils.atomic_io import atomic_open
-
-LOOPS = ('val', 'test')
+from .per_image_writer_hook import LOOPS, PerImageWriterHook
 
 
 def write_palette_png(mask: np.ndarray, path: str,
@@ -49,7 +45,7 @@ def write_palette_png(mask: np.ndarray, path: str,
 
 
 @HOOKS.register_module()
-class PseudoMaskWriterHook(Hook):
+class PseudoMaskWriterHook(PerImageWriterHook):
     """Saves every prediction of a val/test loop as ``<image stem>.png``.
 
     Stage 4 ends with ``runner.test()`` of AffinityNet, whose samples carry
@@ -78,49 +74,18 @@ class PseudoMaskWriterHook(Hook):
             ``('val', 'test')``. Defaults to both.
     """
 
-    priority = 'NORMAL'
+    what = 'masks'
 
     def __init__(self,
                  out_dir: str,
                  pred_key: str = 'pred_sem_seg',
                  loops: Sequence[str] = LOOPS) -> None:
-        if not isinstance(out_dir, str) or not out_dir:
-            raise ValueError(f'out_dir must be a non-empty folder path, got '
-                             f'{out_dir!r}')
+        super().__init__(out_dir, loops)
         if not isinstance(pred_key, str) or not pred_key:
             raise ValueError(f'pred_key must be a data-sample field name, '
                              f'got {pred_key!r}')
-        loops = (loops, ) if isinstance(loops, str) else tuple(loops)
-        if not loops or any(loop not in LOOPS for loop in loops):
-            raise ValueError(f'loops must be a non-empty subset of {LOOPS}, '
-                             f'got {loops!r}')
-        self.out_dir = out_dir
         self.pred_key = pred_key
-        self.loops = loops
         self.palette = voc_palette().tobytes()
-        self.num_written = 0
-
-    def _before_epoch(self, runner, mode: str = 'train') -> None:
-        if mode in self.loops:
-            self.num_written = 0
-
-    def _after_iter(self,
-                    runner,
-                    batch_idx: int,
-                    data_batch=None,
-                    outputs=None,
-                    mode: str = 'train') -> None:
-        if mode not in self.loops:
-            return
-        for sample in outputs or ():
-            self.write(sample)
-
-    def _after_epoch(self, runner, mode: str = 'train') -> None:
-        if mode in self.loops:
-            print_log(
-                f'PseudoMaskWriterHook: rank {get_rank()} wrote '
-                f'{self.num_written} masks to {self.out_dir}',
-                logger='current')
 
     def write(self, sample) -> str:
         """Write one data sample's mask; return the PNG path.
@@ -151,5 +116,4 @@ class PseudoMaskWriterHook(Hook):
         os.makedirs(self.out_dir, exist_ok=True)
         path = osp.join(self.out_dir, stem + '.png')
         write_palette_png(mask[0], path, self.palette)  # (H, W)
-        self.num_written += 1
         return path

@@ -7,7 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from .freezing import freeze, freeze_batch_norms
 
 # Wide ResNet-38 in AffinityNet's layout (jiwoon-ahn/psa,
 # network/resnet38d.py).
@@ -314,18 +315,11 @@ class ResNet38(BaseModule):
 
     def _freeze(self) -> None:
         """Apply ``frozen_stages`` and ``norm_eval`` (idempotent)."""
-        for stage in self._stages[:self.frozen_stages + 1]:
-            for name in stage:
-                module = getattr(self, name)
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+        freeze(getattr(self, name)
+               for stage in self._stages[:self.frozen_stages + 1]
+               for name in stage)
         if self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-                    for param in module.parameters():
-                        param.requires_grad = False
+            freeze_batch_norms(self)
 
     def train(self, mode: bool = True) -> 'ResNet38':
         """Set train/eval mode, keeping frozen stages and norms frozen."""

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from .freezing import freeze, freeze_batch_norms
 
 # The 3x3 convolutions of jiwoon-ahn/psa network/vgg16d.py, named as there
 # (the caffe layer names of vgg16_20M.caffemodel), so its state dicts map
@@ -215,19 +216,11 @@ class VGG16d(BaseModule):
         """Apply ``frozen_stages`` and ``norm_eval`` (idempotent)."""
         for stage in STAGES[:self.frozen_stages + 1]:
             for name in stage:
-                modules = [getattr(self, name)]
-                if self.norm_cfg is not None:
-                    modules.append(getattr(self, norm_name(name)))
-                for module in modules:
-                    module.eval()
-                    for param in module.parameters():
-                        param.requires_grad = False
+                freeze([getattr(self, name)] + (
+                    [getattr(self, norm_name(name))]
+                    if self.norm_cfg is not None else []))
         if self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-                    for param in module.parameters():
-                        param.requires_grad = False
+            freeze_batch_norms(self)
 
     def train(self, mode: bool = True) -> 'VGG16d':
         """Set train/eval mode, keeping frozen stages and norms frozen."""
