@@ -50,4 +50,6 @@ test_dataloader = val_dataloader
 # checkpoints written through a rename (mmcyc.fileio.AtomicLocalBackend): a
 # kill while saving leaves no truncated iter_N.pth
 default_hooks = dict(
-    checkpoint=dict(backend_args=dict(backend='atomic_local')))
+    checkpoint=dict(backend_args=dict(backend='atomic_local')),
+    # random states in every checkpoint: exact resume
+    rng_state=dict(type='RNGStateHook'))

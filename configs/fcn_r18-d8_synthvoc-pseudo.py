@@ -94,5 +94,7 @@ default_hooks = dict(
     logger=dict(interval=120),
     # atomic checkpoint writes (mmcyc.fileio.AtomicLocalBackend)
     checkpoint=dict(
-        interval=max_iters, backend_args=dict(backend='atomic_local')))
+        interval=max_iters, backend_args=dict(backend='atomic_local')),
+    # random states in every checkpoint: exact resume
+    rng_state=dict(type='RNGStateHook'))
 randomness = dict(seed=0)

@@ -27,4 +27,7 @@ default_hooks = dict(
                     max_keep_ckpts=2,
                     backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # random states (dropout, the workers' augmentation) in every
+    # checkpoint: a resumed run ends with an uninterrupted run's weights
+    rng_state=dict(type='RNGStateHook'),
     visualization=dict(type='SegVisualizationHook'))

@@ -20,7 +20,10 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=2,
                     backend_args=dict(backend='atomic_local')),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # random states (dropout, the workers' augmentation) in every
+    # checkpoint: a resumed run ends with an uninterrupted run's weights
+    rng_state=dict(type='RNGStateHook'))
 custom_hooks = [
     # beta2 of DCFS (Eq. 9): starts at 0, momentum kappa = 0.95, averaged
     # over ranks, saved in checkpoints
