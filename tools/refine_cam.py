@@ -29,42 +29,27 @@ image-label dataset), with the split files given here, relative to its
 3. With ``--metrics-json``, the refined and the stage-1 CAMs of the targets
    are scored as pseudo masks (background score ``refiner.bg_score``, 0.2)
    with mmseg's IoUMetric: ``{"mIoU": ..., "mIoU_unrefined": ...}``.
+
+The work is ``mmcyc.apis.refine_cams``; this tool parses the arguments,
+starts the distributed run and writes the metrics.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import sys
-import time
 
-import torch
 from mmengine.config import Config, DictAction
-from mmengine.dataset import pseudo_collate
-from mmengine.dist import (all_gather_object, barrier, get_dist_info,
-                           init_dist, is_main_process)
-from mmengine.logging import MMLogger
+from mmengine.dist import init_dist, is_main_process
 from mmengine.registry import init_default_scope
-from mmengine.utils import ProgressBar
-from mmseg.evaluation import IoUMetric
-from mmseg.registry import MODELS
-from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmcyc.apis import (add_cycsnet_weight_args,  # noqa: E402
-                        forward_features, load_cycsnet,
-                        parsed_cycsnet_weights)
-from mmcyc.datasets.image_label_split import (  # noqa: E402
-    build_image_label_split, image_label_dataset_cfg)
-from mmcyc.datasets.transforms import LoadCheckedAnnotations  # noqa: E402
+                        parsed_cycsnet_weights, refine_cams)
 from mmcyc.engine import (setup_cpu_distributed,  # noqa: E402
                           teardown_distributed)
-from mmcyc.models.refiners import CAMRefiner  # noqa: E402
-from mmcyc.models.utils.cam import cam_to_mask  # noqa: E402
-from mmcyc.utils import CAMStore, atomic_open, cam_name  # noqa: E402
-from mmcyc.utils.manifest import (digest, file_digest,  # noqa: E402
-                                  finish_output_dir, folder_key,
-                                  guard_output_dir)
+from mmcyc.utils import atomic_open  # noqa: E402
 
 
 def parse_args():
@@ -110,37 +95,6 @@ def parse_args():
     return args
 
 
-def feature_loader(dataset, indices, workers):
-    return DataLoader(
-        Subset(dataset, list(indices)), batch_size=1, shuffle=False,
-        num_workers=workers, collate_fn=pseudo_collate)
-
-
-def score(dataset, indices, stores, bg_score, logger):
-    """mIoU of each store's CAMs of ``indices`` as pseudo masks."""
-    load_gt = LoadCheckedAnnotations(
-        num_classes=len(dataset.metainfo['classes']))
-    metrics = {}
-    for key in stores:
-        metrics[key] = IoUMetric(iou_metrics=['mIoU'], prefix=key)
-        metrics[key].dataset_meta = dataset.metainfo
-    num_classes = len(dataset.metainfo['classes']) - 1
-    for index in indices:
-        info = dataset.get_data_info(index)
-        gt = torch.from_numpy(load_gt(dict(info))['gt_seg_map'].copy())
-        for key, store in stores.items():
-            cam = store.load(info['img_path'], num_classes)
-            mask = cam_to_mask(cam[None], bg_score)  # (1, H, W)
-            metrics[key].process({}, [
-                dict(pred_sem_seg=dict(data=mask), gt_sem_seg=dict(data=gt))
-            ])
-    results = {}
-    for key, metric in metrics.items():
-        logger.info(f'scoring the {key} CAMs as pseudo masks')
-        results[key] = metric.evaluate(len(dataset))[f'{key}/mIoU']
-    return results
-
-
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -151,124 +105,16 @@ def main():
     if args.launcher != 'none' and not setup_cpu_distributed(
             cfg, args.launcher):
         init_dist(args.launcher)
-    rank, world_size = get_dist_info()
-    device = torch.device('cuda', torch.cuda.current_device()) \
-        if torch.cuda.is_available() else torch.device('cpu')
-    # every image goes through F at its own size: cudnn.benchmark would
-    # autotune the convolutions afresh for each shape (slower, not faster)
-    torch.backends.cudnn.benchmark = False
-    dataset_cfg = image_label_dataset_cfg(cfg)
-    refiner_cfg = dict(cfg.get('refiner') or dict(type='CAMRefiner'))
-    if args.num_refs is not None:
-        refiner_cfg['num_refs'] = args.num_refs
-    # what the refined CAMs are made of: OUT must hold only such files
-    weights = args.init_from_classifier or args.checkpoint
-    parts = dict(
-        weights=file_digest(weights),
-        features='classifier' if args.init_from_classifier else 'cyc',
-        model=digest(cfg.model.to_dict()),
-        refiner=refiner_cfg,
-        bank_split=args.bank_split,
-        cams_read=folder_key(args.cam_dir) or osp.abspath(args.cam_dir),
-        data_root=dataset_cfg.get('data_root'))
-    if rank == 0:
-        if args.overwrite and world_size > 1:
-            raise SystemExit('--overwrite empties OUT: run it with one '
-                             'process, or delete OUT first')
-        key = guard_output_dir(args.out_dir, parts, 'refined CAMs',
-                               overwrite=args.overwrite)
-    barrier()
-    os.makedirs(args.out_dir, exist_ok=True)
-    logger = MMLogger.get_instance(
-        'mmcyc_refine_cam',
-        log_file=osp.join(args.out_dir,
-                          f'refine_cam_{time.strftime("%Y%m%d_%H%M%S")}.log'))
-
-    refiner = MODELS.build(refiner_cfg)
-    if not isinstance(refiner, CAMRefiner):
-        raise ValueError(f'refiner must be a CAMRefiner, got {refiner_cfg}')
-    model = load_cycsnet(cfg.model, device=device, **args.weights)
-    bank_set = build_image_label_split(dataset_cfg, args.bank_split)
-    target_set = build_image_label_split(dataset_cfg, args.split)
-    num_classes = len(bank_set.get_data_info(0)['img_label'])
-    cam_store, out_store = CAMStore(args.cam_dir), CAMStore(args.out_dir)
-    logger.info(f'refiner {refiner_cfg}; {len(bank_set)} bank images '
-                f'({args.bank_split}), {len(target_set)} targets '
-                f'({args.split}), {world_size} process(es) on {device}')
-
-    # 1. the feature bank
-    infos = [bank_set.get_data_info(i) for i in range(len(bank_set))]
-    names = [cam_name(info['img_path']) for info in infos]
-    labels = torch.stack([torch.as_tensor(i['img_label']) for i in infos])
-
-    def features(indices):
-        for data in feature_loader(bank_set, indices, args.workers):
-            yield forward_features(model, data)[0]
-
-    bank_file = args.bank_file or osp.join(args.out_dir, 'feature_bank.pth')
-    start = time.time()
-    bank = refiner.build_bank(
-        features, names, labels, cam_store, cache_file=bank_file,
-        # by content: a copied checkpoint or CAM folder reuses the bank, a
-        # retrained one at the same path is refused
-        meta=dict(checkpoint=parts['weights'], features=parts['features'],
-                  cam_dir=parts['cams_read']),
-        progress=True)
-    logger.info(f'feature bank {bank_file}: {len(bank)} vectors of '
-                f'{bank.num_images} images, D = {bank.channels} '
-                f'({time.time() - start:.1f} s); read from '
-                f'{refiner.place_bank(device)} memory')
-
-    # 2. refine this rank's targets
-    mine = list(range(rank, len(target_set), world_size))
-    todo = [
-        i for i in mine
-        if not out_store.exists(target_set.get_data_info(i)['img_path'])
-    ]
-    logger.info(f'refining {len(todo)} targets ({len(mine) - len(todo)} of '
-                f'this rank done before)')
-    start = time.time()
-    bar = ProgressBar(len(todo)) if rank == 0 and todo else None
-    for data in feature_loader(target_set, todo, args.workers):
-        feat, sample = forward_features(model, data)
-        img_path = sample.metainfo['img_path']
-        label = sample.gt_img_label.float()
-        cam = cam_store.load(img_path, num_classes)
-        refined = refiner.refine(cam.to(device), feat, label.to(device),
-                                 cam_name(img_path))
-        out_store.save(img_path, refined.cpu(), label)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        sys.stdout.write('\n')
-    missing = {}
-    for counts in all_gather_object(dict(refiner.missing_refs)):
-        for cls, count in counts.items():
-            missing[cls] = missing.get(cls, 0) + count
-    logger.info(f'refined {len(todo)} targets in {time.time() - start:.1f} '
-                f's; targets per class left unchanged for want of '
-                f'references: {missing or "none"}')
-    barrier()
-    if rank == 0:
-        finish_output_dir(args.out_dir, key, parts)
-
-    # 3. score
-    if args.metrics_json:
-        miou = score(target_set, mine, dict(refined=out_store,
-                                            unrefined=cam_store),
-                     refiner.bg_score, logger)
-        results = dict(
-            mIoU=float(miou['refined']),
-            mIoU_unrefined=float(miou['unrefined']),
-            num_targets=len(target_set),
-            num_refs=refiner.num_refs,
-            bg_score=refiner.bg_score)
-        logger.info(f'pseudo-mask mIoU (bg {refiner.bg_score}): refined '
-                    f'{results["mIoU"]:.2f}, stage-1 '
-                    f'{results["mIoU_unrefined"]:.2f}')
-        if is_main_process():
-            with atomic_open(args.metrics_json, 'w') as f:
-                json.dump(results, f, indent=2)
+    results = refine_cams(
+        cfg, args.weights, args.cam_dir, args.out_dir, split=args.split,
+        bank_split=args.bank_split, num_refs=args.num_refs,
+        bank_file=args.bank_file, score=bool(args.metrics_json),
+        workers=args.workers, overwrite=args.overwrite)
+    if args.metrics_json and is_main_process():
+        keys = ('mIoU', 'mIoU_unrefined', 'num_targets', 'num_refs',
+                'bg_score')
+        with atomic_open(args.metrics_json, 'w') as f:
+            json.dump({k: results[k] for k in keys}, f, indent=2)
 
 
 if __name__ == '__main__':

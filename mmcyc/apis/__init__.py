@@ -24,3 +24,6 @@ from .lpcam import (fit_lpcam, gather_lpcam_sets,  # noqa: E402
                     load_stage1_checkpoint)
 
 __all__ += ['fit_lpcam', 'gather_lpcam_sets', 'load_stage1_checkpoint']
+from .refine_cams import refine_cams, score_cam_stores  # noqa: E402
+
+__all__ += ['refine_cams', 'score_cam_stores']

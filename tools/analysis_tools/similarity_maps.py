@@ -47,7 +47,6 @@ from mmseg.datasets.transforms import PackSegInputs
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(TOOLS))
-sys.path.insert(0, TOOLS)
 
 from mmcyc.apis import forward_features, load_cycsnet  # noqa: E402
 from mmcyc.datasets.image_label_split import \
