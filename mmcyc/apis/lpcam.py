@@ -137,7 +137,8 @@ def gather_lpcam_sets(model: torch.nn.Module,
             feats = model.extract_feat(image)[0]  # (D, h, w)
             grid = feats.shape[1:]
             feats = feats.flatten(1).T.half()  # (hw, D)
-            cam = store.load(img_path, num_classes).to(device)
+            cam = store.load(img_path, num_classes,
+                             (height, width)).to(device)
             cam = F.interpolate(cam[None], size=grid,
                                 mode='nearest')[0].flatten(1)  # (C, hw)
             keys = torch.rand(

@@ -193,8 +193,10 @@ def refine_cams(cfg: Config,
     labels = torch.stack([torch.as_tensor(i['img_label']) for i in infos])
 
     def features(indices):
+        # with each image's size: a CAM of another size is an error
         for data in _image_loader(bank_set, indices, workers):
-            yield forward_features(model, data)[0]
+            feat, sample = forward_features(model, data)
+            yield feat, sample.metainfo['ori_shape']
 
     bank_file = bank_file or osp.join(out_dir, 'feature_bank.pth')
     start = time.time()
@@ -224,7 +226,8 @@ def refine_cams(cfg: Config,
         feat, sample = forward_features(model, data)
         img_path = sample.metainfo['img_path']
         label = sample.gt_img_label.float()
-        cam = cam_store.load(img_path, num_classes)
+        cam = cam_store.load(img_path, num_classes,
+                             sample.metainfo['ori_shape'])
         refined = refiner.refine(cam.to(device), feat, label.to(device),
                                  cam_name(img_path))
         out_store.save(img_path, refined.cpu(), label)

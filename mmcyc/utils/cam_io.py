@@ -14,7 +14,7 @@ never leaves a truncated CAM and a rerun can skip every file that exists.
 """
 import os.path as osp
 import zipfile
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -94,7 +94,33 @@ class CAMStore:
         keys = torch.nonzero(labels > 0.5).flatten().cpu()
         save_cam(self.path(img_path), dense[keys].cpu().numpy(), keys.numpy())
 
-    def load(self, img_path: str, num_classes: int) -> torch.Tensor:
-        """Return the dense (num_classes, H, W) CAM of an image."""
-        cams, labels = load_cam(self.path(img_path))
-        return dense_cam(cams, labels, num_classes)
+    def load(self,
+             img_path: str,
+             num_classes: int,
+             size: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Return the dense (num_classes, H, W) CAM of an image.
+
+        Args:
+            img_path (str): The image's path (or name).
+            num_classes (int): Foreground classes C.
+            size (Sequence[int], optional): The image's (H, W): a CAM of
+                another size is an error naming the file (a folder made for
+                other images, or by a source that writes another scale).
+
+        Returns:
+            Tensor: (C, H, W) float32, zero on classes without a map.
+        """
+        path = self.path(img_path)
+        cams, labels = load_cam(path)
+        try:
+            dense = dense_cam(cams, labels, num_classes)
+        except ValueError as err:
+            raise ValueError(f'CAM file {path}: {err}') from err
+        if size is not None and tuple(dense.shape[1:]) != tuple(
+                int(v) for v in size):
+            raise ValueError(
+                f'CAM file {path} is {tuple(dense.shape[1:])} but its image '
+                f'is {tuple(int(v) for v in size)}: every CAM must have its '
+                f'image\'s size (a folder made for other images, or by a CAM '
+                'source that writes another scale?)')
+        return dense

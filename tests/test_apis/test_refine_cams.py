@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 import mmcyc  # noqa: F401
 from mmcyc.apis import refine_cams
 from mmcyc.datasets.voc_image_label import read_image_names
-from mmcyc.utils import load_cam
+from mmcyc.utils import load_cam, save_cam
 
 init_default_scope('mmseg')
 CONFIG = 'tests/data/cyc_tiny_synthvoc.py'
@@ -61,3 +61,37 @@ def test_refine_cams_with_the_classifier_features(cfg, tiny_stage_inputs,
         tiny_stage_inputs['cam_dir'], out, num_refs=2, workers=0)
     assert results['refined'] == results['num_targets'] > 0
     assert 'mIoU' not in results  # not scored
+
+
+@pytest.mark.parametrize('which', ['bank', 'target'])
+def test_cams_of_another_size_name_the_file(cfg, tiny_stage_inputs,
+                                            tiny_synthvoc, tmp_path, which):
+    """A CAM folder from another source that wrote another scale: the bank
+    image's or the target's CAM file is named with both sizes."""
+    src = tiny_stage_inputs['cam_dir']
+    cam_dir = tmp_path / 'cams'
+    cam_dir.mkdir()
+    for name in os.listdir(src):
+        if name.endswith('.npz'):
+            (cam_dir / name).write_bytes(open(osp.join(src, name), 'rb').read())
+    split = 'ImageSets/Segmentation/train.txt'
+    train = read_image_names(osp.join(tiny_synthvoc, split))
+    aug = read_image_names(osp.join(
+        tiny_synthvoc, 'ImageSets/Segmentation/train_aug.txt'))
+    # a bank image outside train, or a target refined against a bank of
+    # the other images
+    name = [n for n in aug if n not in train][0] if which == 'bank' \
+        else train[0]
+    cams, labels = load_cam(str(cam_dir / f'{name}.npz'))
+    save_cam(str(cam_dir / f'{name}.npz'), cams[:, :32, :48], labels)
+    bank_split = 'ImageSets/Segmentation/train_aug.txt'
+    if which == 'target':
+        others = tmp_path / 'bank.txt'
+        others.write_text('\n'.join(n for n in aug if n != name) + '\n')
+        bank_split = str(others)
+    with pytest.raises(ValueError) as err:
+        refine_cams(cfg, dict(checkpoint=tiny_stage_inputs['cyc']),
+                    str(cam_dir), str(tmp_path / 'out'), split=split,
+                    bank_split=bank_split, workers=0)
+    assert f'{name}.npz is (32, 48) but its image is (64, 64)' in str(
+        err.value)

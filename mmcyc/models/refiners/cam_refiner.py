@@ -237,7 +237,9 @@ class CAMRefiner(BaseModule):
 
         Args:
             features (callable): ``features(indices)`` yields F's feature map
-                of each listed bank image, (D, h, w) or (1, D, h, w).
+                of each listed bank image, (D, h, w) or (1, D, h, w), or a
+                ``(feature map, image (H, W))`` pair (the CAM's size is then
+                checked against the image's).
             names (list[str]): Bank image names.
             labels (Tensor): Their multi-hot labels, shape (M, C).
             cam_store (CAMStore): The stage-1 CAMs.

@@ -253,9 +253,12 @@ class FeatureBank:
                      progress: Optional[ProgressBar]) -> dict:
         vectors, image_index, classes = [], [], []
         for index, feat in zip(indices, features(indices)):
+            size = None
+            if isinstance(feat, (tuple, list)):
+                feat, size = feat  # the feature map and its image's (H, W)
             if feat.dim() == 4 and feat.shape[0] == 1:
                 feat = feat[0]
-            cam = cam_store.load(names[index], labels.shape[1])
+            cam = cam_store.load(names[index], labels.shape[1], size)
             vec, cls_ = cls.select(
                 feat.detach(), cam, labels[index], beta1, max_vectors,
                 seeded_generator(seed, 'bank/' + names[index]))
@@ -302,7 +305,9 @@ class FeatureBank:
         Args:
             features (callable): ``features(indices)`` yields F's feature
                 map of each listed bank image in order, (D, h, w) or
-                (1, D, h, w).
+                (1, D, h, w), or a ``(feature map, (H, W))`` pair: the
+                image's size, which its CAM file must have (else an error
+                naming the file).
             names (list[str]): Bank image names (their CAM files are
                 ``cam_store`` keys).
             labels (Tensor): Multi-hot labels, shape (M, C).
