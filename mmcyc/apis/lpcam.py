@@ -23,6 +23,7 @@ The step between stage-1 CAM inference and LPCAM inference
    and per-class statistics. ``tools/test.py`` loads it strictly.
 """
 import copy
+import io
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -38,21 +39,31 @@ from mmseg.registry import MODELS
 
 from mmcyc.models.refiners.feature_bank import seeded_generator
 from mmcyc.utils import CAMStore, atomic_open
-from mmcyc.utils.manifest import file_digest, folder_key
+from mmcyc.utils.manifest import bytes_digest, folder_key
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 
 
-def load_stage1_checkpoint(model: torch.nn.Module, checkpoint: str) -> None:
+def load_stage1_checkpoint(model: torch.nn.Module,
+                           checkpoint: str,
+                           data: Optional[bytes] = None) -> None:
     """Load a stage-1 classifier checkpoint into an LPCAM model, strictly.
 
     Every key of the model must be in the checkpoint, with its shape, but
     the prototype buffers (which a stage-1 checkpoint lacks; an LPCAM
     checkpoint's prototypes are loaded too), and nothing else may be.
 
+    Args:
+        model (nn.Module): The LPCAM model.
+        checkpoint (str): The checkpoint's path (named in errors).
+        data (bytes, optional): Its bytes, when already read (e.g. for
+            their digest): the file is then not read again.
+
     Raises:
         ValueError: Naming the checkpoint and the offending keys.
     """
-    loaded = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    loaded = torch.load(
+        checkpoint if data is None else io.BytesIO(data),
+        map_location='cpu', weights_only=False)
     state_dict = unwrap_state_dict(loaded, checkpoint)
     own = model.state_dict()
     full = {k: own[k] for k in model.PROTOTYPE_BUFFERS}
@@ -196,8 +207,10 @@ def fit_lpcam(config: Union[str, Config],
     if not hasattr(model, 'fit_prototypes'):
         raise ValueError(f'{cfg.filename}: model type {cfg.model.type} has '
                          'no prototypes to fit (expected LPCAM)')
-    checkpoint_digest = file_digest(checkpoint)  # what is loaded now
-    load_stage1_checkpoint(model, checkpoint)
+    with open(checkpoint, 'rb') as f:  # read once: digest and weights
+        blob = f.read()
+    checkpoint_digest = bytes_digest(blob)  # of exactly what is loaded
+    load_stage1_checkpoint(model, checkpoint, blob)
     model.to(device).eval()
 
     loader_cfg = copy.deepcopy(cfg.test_dataloader)

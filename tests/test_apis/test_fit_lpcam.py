@@ -1,5 +1,6 @@
 """The LPCAM fitting step on a tiny generated dataset, and its checkpoint
 tested by ``tools/test.py``."""
+import builtins
 import json
 import os.path as osp
 
@@ -19,6 +20,7 @@ from mmcyc.datasets.cls_labels import load_cls_labels
 from mmcyc.datasets.synthvoc import make_synthvoc
 from mmcyc.datasets.voc_image_label import read_image_names
 from mmcyc.utils import load_cam, save_cam
+from mmcyc.utils.manifest import file_digest
 from mmcyc.utils.state_dict_check import check_state_dict
 
 init_default_scope('mmseg')
@@ -113,10 +115,24 @@ def test_fit_writes_a_checkpoint_test_py_loads(lpcam_inputs, run_tool,
     check_state_dict(model, saved['state_dict'], out)
     model.load_state_dict(saved['state_dict'], strict=True)
     assert model.class_prototype_mask.any(dim=1).all()
-    # the same inputs give the same prototypes
+    assert meta['stage1_checkpoint_digest'] == file_digest(
+        lpcam_inputs['cls'])
+    # the same inputs give the same prototypes; the stage-1 checkpoint is
+    # read once (digest and weights from the same bytes)
     again = str(work / 'lpcam_again.pth')
-    fit_lpcam(lpcam_inputs['config'], lpcam_inputs['cls'],
-              lpcam_inputs['cam_dir'], SPLIT, again, progress=False)
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if osp.abspath(str(file)) == osp.abspath(lpcam_inputs['cls']):
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builtins, 'open', counting_open)
+        fit_lpcam(lpcam_inputs['config'], lpcam_inputs['cls'],
+                  lpcam_inputs['cam_dir'], SPLIT, again, progress=False)
+    assert len(opened) == 1
     again_sd = torch.load(again, weights_only=False)['state_dict']
     for key in model.PROTOTYPE_BUFFERS:
         assert torch.equal(again_sd[key], saved['state_dict'][key])
