@@ -27,3 +27,7 @@ __all__ += ['fit_lpcam', 'gather_lpcam_sets', 'load_stage1_checkpoint']
 from .refine_cams import refine_cams, score_cam_stores  # noqa: E402
 
 __all__ += ['refine_cams', 'score_cam_stores']
+from .pipeline_results import write_results  # noqa: E402
+from .run_pipeline import run_pipeline  # noqa: E402
+
+__all__ += ['run_pipeline', 'write_results']

@@ -1,6 +1,5 @@
 """Checkpoints are never visible half-written, and a cut-short one from an
 older run is neither taken as a finished stage nor resumed from."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -12,6 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import save_checkpoint
 
 import mmcyc.utils.atomic_io as atomic_io
+from mmcyc.apis.pipeline_stages import Pipeline
 from mmcyc.fileio import (AtomicLocalBackend, is_complete_checkpoint,
                           repair_resume_point)
 
@@ -96,22 +96,13 @@ def test_repair_resume_point(tmp_path):
     assert not pointer.exists()
 
 
-def load_run_pipeline():
-    spec = importlib.util.spec_from_file_location(
-        'run_pipeline_tool', osp.join(REPO, 'tools', 'run_pipeline.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pipeline_retrains_a_cut_short_final_checkpoint(tmp_path):
     """A truncated final checkpoint (a kill while mmengine wrote it, before
     atomic writes) is not a finished stage: the pipeline removes it and
     trains, resuming from the newest whole checkpoint."""
-    tool = load_run_pipeline()
     cfg = Config.fromfile(osp.join(REPO, 'tests', 'data', 'pipeline_tiny.py'))
     logger = MMLogger.get_instance('test_cut_short_ckpt')
-    pipeline = tool.Pipeline(cfg, str(tmp_path), str(tmp_path / 'data'),
+    pipeline = Pipeline(cfg, str(tmp_path), str(tmp_path / 'data'),
                              logger)
     work = tmp_path / 'cam'
     work.mkdir()

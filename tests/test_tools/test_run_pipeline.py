@@ -304,15 +304,11 @@ def test_stage_keys_follow_their_inputs(tmp_path):
     """A stage's key changes with the data root, with its own stage config
     (as resolved) and with any stage upstream of it, and with nothing else;
     a stage whose inputs are not done has no key."""
-    import importlib.util
 
     from mmengine.logging import MMLogger
 
     from mmcyc.utils.manifest import write_manifest
-    spec = importlib.util.spec_from_file_location(
-        'run_pipeline_keys', osp.join('tools', 'run_pipeline.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmcyc.apis import pipeline_stages as tool
     logger = MMLogger.get_instance('test_stage_keys')
 
     def keys(config, data_root):
@@ -378,13 +374,9 @@ def test_lpcam_source_replaces_the_cams(tmp_path, run_tool, python):
     assert (work / 'metrics' / 'cam_base_train.json').is_file()
     # the same config without the lpcam entry: cam_train's key is the
     # one its manifest holds, cam_infer's differs
-    import importlib.util
 
     from mmengine.logging import MMLogger
-    spec = importlib.util.spec_from_file_location(
-        'run_pipeline_lpcam', osp.join('tools', 'run_pipeline.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmcyc.apis import pipeline_stages as tool
     cfg = Config.fromfile('tests/data/pipeline_tiny_lpcam.py')
     cfg = Config({k: v for k, v in cfg.to_dict().items() if k != 'lpcam'},
                  filename=cfg.filename)
