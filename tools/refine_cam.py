@@ -50,6 +50,7 @@ from mmcyc.apis import (add_cycsnet_weight_args,  # noqa: E402
 from mmcyc.engine import (setup_cpu_distributed,  # noqa: E402
                           teardown_distributed)
 from mmcyc.utils import atomic_open  # noqa: E402
+from mmcyc.utils.child_process import stop_with_launcher  # noqa: E402
 
 
 def parse_args():
@@ -97,6 +98,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    # a torchrun worker stops when its launcher is killed (even by SIGKILL)
+    stop_with_launcher()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
 from mmcyc.utils import atomic_open
+from mmcyc.utils.child_process import stop_with_launcher
 from mmcyc.utils.manifest import (bytes_digest, digest, finish_output_dir,
                                   folder_key, guard_output_dir)
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
@@ -174,6 +175,8 @@ def drop_ema_hooks(cfg: Config) -> None:
 def main():
     args = parse_args()
     register_trusted_checkpoint_loader()
+    # a torchrun worker stops when its launcher is killed (even by SIGKILL)
+    stop_with_launcher()
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher

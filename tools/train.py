@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
 from mmcyc.fileio import repair_resume_point
+from mmcyc.utils.child_process import stop_with_launcher
 
 
 def parse_args():
@@ -51,6 +52,8 @@ def parse_args():
 def main():
     args = parse_args()
     register_trusted_checkpoint_loader()
+    # a torchrun worker stops when its launcher is killed (even by SIGKILL)
+    stop_with_launcher()
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher

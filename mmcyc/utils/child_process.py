@@ -1,12 +1,15 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Run a stage's tools as children that do not outlive their parent."""
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import List, Mapping, Optional, Sequence
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -122,3 +125,36 @@ def run_child(cmd: Sequence[str],
             status.
     """
     run_children([[cmd]], env=env, grace_s=grace_s)
+
+
+def stop_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Have Linux send ``sig`` to this process when its parent dies.
+
+    For the workers of a launcher (torchrun): a launcher killed with
+    SIGKILL cannot stop its workers, which then trained on and wrote
+    checkpoints. ``prctl(PR_SET_PDEATHSIG)``; if the parent died before the
+    call, ``sig`` is sent at once.
+
+    Args:
+        sig (int): The signal. Defaults to SIGTERM.
+
+    Returns:
+        bool: Whether it is in place (False off Linux).
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent is already gone
+        os.kill(os.getpid(), sig)
+    return True
+
+
+def stop_with_launcher() -> bool:
+    """:func:`stop_with_parent` in a torchrun worker (``TORCHELASTIC_RUN_ID``
+    set); nothing otherwise. Returns whether it is in place."""
+    if 'TORCHELASTIC_RUN_ID' not in os.environ:
+        return False
+    return stop_with_parent()

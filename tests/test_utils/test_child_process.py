@@ -111,3 +111,58 @@ def test_a_failing_job_stops_the_others(tmp_path):
         run_children([[slow], [fail]])
     assert info.value.returncode == 2
     assert time.time() - begin < 30 and not marker.exists()
+
+
+# a torchrun worker that records its pid and whether it asked to stop with
+# its launcher, then sleeps
+WORKER = '''
+import os, sys, time
+sys.path.insert(0, {repo!r})
+from mmcyc.utils.child_process import stop_with_launcher
+asked = stop_with_launcher() if {ask!r} else False
+open({pids!r} + '.tmp', 'w').write(f'{{os.getpid()}} {{asked}}')
+os.replace({pids!r} + '.tmp', {pids!r})
+time.sleep(120)
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'),
+                    reason='PR_SET_PDEATHSIG is Linux only')
+@pytest.mark.parametrize('ask', [True, False])
+def test_torchrun_worker_stops_with_its_killed_launcher(tmp_path, free_port,
+                                                        ask):
+    """SIGKILL to torchrun: a worker that called stop_with_launcher (as the
+    tools do) ends; one that did not trains on (the issue's report)."""
+    pids = str(tmp_path / 'pids')
+    script = tmp_path / 'worker.py'
+    script.write_text(WORKER.format(repo=REPO, pids=pids, ask=ask))
+    launcher = subprocess.Popen(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=1',
+         f'--master_port={free_port}', str(script)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    worker = None
+    try:
+        assert wait_for(lambda: os.path.exists(pids), timeout=60)
+        with open(pids) as f:
+            worker, asked = f.read().split()
+        worker = int(worker)
+        assert asked == str(ask)
+        time.sleep(1.0)
+        assert alive(worker)  # not stopped while its launcher lives
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+        assert wait_for(lambda: not alive(worker), timeout=10) == ask
+    finally:
+        try:
+            os.killpg(launcher.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if worker is not None and alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def test_stop_with_launcher_outside_torchrun(monkeypatch):
+    from mmcyc.utils.child_process import stop_with_launcher
+    monkeypatch.delenv('TORCHELASTIC_RUN_ID', raising=False)
+    assert stop_with_launcher() is False
