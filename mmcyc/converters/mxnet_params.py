@@ -1,5 +1,6 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
-"""Read and write MXNet ``.params`` files (``mx.nd.save``) without MXNet.
+"""Read MXNet ``.params`` files (``mx.nd.save``) without MXNet (the writer of
+the tests' files is ``tests/mxnet_writer.py``).
 
 The layout follows MXNet's ``src/ndarray/ndarray.cc`` (``NDArray::Save`` /
 ``NDArray::Load`` and the list variant taking names), everything
@@ -27,7 +28,7 @@ import io
 import os
 import struct
 from collections import OrderedDict
-from typing import BinaryIO, Dict, List, Mapping, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 
 import numpy as np
 
@@ -185,54 +186,3 @@ def load_mxnet_params(path: str) -> 'OrderedDict[str, np.ndarray]':
                          'unnamed arrays; expected a named dict')
     return OrderedDict((k, v) for k, v in zip(names, arrays)
                        if v is not None)
-
-
-def _write_ndarray(f: BinaryIO, array: np.ndarray, version: int) -> None:
-    dtype = array.dtype.newbyteorder('<') if array.dtype.itemsize > 1 \
-        else array.dtype
-    if dtype not in _FLAG_OF_DTYPE:
-        raise ValueError(f'cannot save dtype {array.dtype} to MXNet format; '
-                         f'supported: {sorted(map(str, _FLAG_OF_DTYPE))}')
-    if version == 0:
-        if array.ndim == 0:
-            raise ValueError('the legacy format cannot hold a scalar')
-        f.write(struct.pack(f'<I{array.ndim}I', array.ndim, *array.shape))
-    else:
-        if array.ndim == 0 and version != 3:
-            raise ValueError(f'NDArray version {version} cannot hold a '
-                             'scalar; use version 3')
-        f.write(struct.pack('<I', _VERSION_MAGIC[version]))
-        if version >= 2:
-            f.write(struct.pack('<i', 0))  # dense storage
-        f.write(struct.pack(f'<i{array.ndim}q', array.ndim, *array.shape))
-    f.write(struct.pack('<iii', _CPU_DEV_TYPE, 0, _FLAG_OF_DTYPE[dtype]))
-    f.write(np.ascontiguousarray(array, dtype=dtype).tobytes())
-
-
-def save_mxnet_params(path: str,
-                      arrays: Mapping[str, np.ndarray],
-                      version: int = 2) -> None:
-    """Write ``arrays`` as ``mx.nd.save(path, arrays)`` would.
-
-    Args:
-        path (str): Output file.
-        arrays (Mapping[str, ndarray]): name -> array (torch tensors are
-            converted with ``numpy()``).
-        version (int): NDArray record version: 0 (legacy, uint32 shape),
-            1, 2 (what MXNet 1.x writes) or 3 (numpy shape semantics).
-            Defaults to 2.
-    """
-    if version not in (0, 1, 2, 3):
-        raise ValueError(f'version must be 0, 1, 2 or 3, got {version}')
-    items: Dict[str, np.ndarray] = {
-        k: np.asarray(v.numpy() if hasattr(v, 'numpy') else v)
-        for k, v in arrays.items()
-    }
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(items)))
-        for array in items.values():
-            _write_ndarray(f, array, version)
-        f.write(struct.pack('<Q', len(items)))
-        for name in items:
-            encoded = name.encode('utf-8')
-            f.write(struct.pack('<Q', len(encoded)) + encoded)

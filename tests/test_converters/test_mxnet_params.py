@@ -8,8 +8,8 @@ import pytest
 
 from mmcyc.converters.mxnet_params import (is_mxnet_params,
                                              load_mxnet_params,
-                                             read_ndarray_list,
-                                             save_mxnet_params)
+                                             read_ndarray_list)
+from mxnet_writer import save_mxnet_params  # tests/mxnet_writer.py
 
 
 def handmade_file(path, records, names):

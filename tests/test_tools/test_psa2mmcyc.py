@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 
 from mmcyc.models.backbones import ResNet38
-from mmcyc.converters.mxnet_params import save_mxnet_params
 from mmcyc.converters.psa_keys import (convert_checkpoint,
                                        convert_psa_state_dict, detect_layout,
                                        load_checkpoint_strict,
                                        mxnet_key_to_psa, psa_backbone_keys)
 from mmcyc.utils.state_dict_check import check_state_dict_keys
+from mxnet_writer import save_mxnet_params  # tests/mxnet_writer.py
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'model_converters', 'psa2mmcyc.py')
