@@ -16,6 +16,5 @@ model = dict(
     dropout_ratio=0.5,
     loss_cls=dict(type='MultiLabelSoftMarginLoss', loss_weight=1.0),
     # psa infer_cls.py: scales 1, 0.5, 1.5, 2 with flips, background 0.2
-    test_cfg=dict(
-        scales=(1.0, 0.5, 1.5, 2.0), flip=True, bg_score=0.2,
-        out_dir=None))
+    # (the model writes no file: CAMWriterHook / tools/test.py --cam-dir)
+    test_cfg=dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, bg_score=0.2))
