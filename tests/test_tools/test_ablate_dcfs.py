@@ -8,7 +8,6 @@ setting, training, refinement, scoring, scalars, resumption, drawing) does
 not depend on their quality. Two settings, one seed and one stage-2 epoch
 keep it short.
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -31,10 +30,8 @@ SPLITS = 'ImageSets/Segmentation'
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('ablate_dcfs_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmcyc.apis import dcfs_ablation
+    return dcfs_ablation
 
 
 def test_parse_setting(tool):
