@@ -1,7 +1,6 @@
 """Fig. 3: the similarity-map drawing and tools/analysis_tools/
 similarity_maps.py on the tiny synthetic dataset (untrained tiny CyCSNet: the
 plumbing does not depend on training)."""
-import importlib.util
 import re
 import os.path as osp
 
@@ -77,11 +76,8 @@ def test_draw_rejects_bad_input():
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('similarity_maps_tool',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmcyc.apis import similarity_figure
+    return similarity_figure
 
 
 def test_tool_errors(tool, tiny_synthvoc):
