@@ -36,6 +36,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmseg.registry import MODELS
 
 import mmcyc.models  # noqa: F401  (registers ResNet38)
+from mmcyc.apis.feature_bank_io import cached_feature_bank  # noqa: E402
 from mmcyc.models.refiners import CAMRefiner, FeatureBank
 from mmcyc.models.refiners.feature_bank import seeded_generator
 from mmcyc.models.utils.cam_refinement import (apply_refinement,
@@ -129,8 +130,8 @@ def main():
         feature(images[0])  # warm-up
         synced(device)
         start = time.perf_counter()
-        bank = refiner.build_bank(
-            lambda idx: (feature(images[i]) for i in idx), names,
+        bank = cached_feature_bank(
+            refiner, lambda idx: (feature(images[i]) for i in idx), names,
             labels[:num_bank], store)
         synced(device)
         build_s = time.perf_counter() - start

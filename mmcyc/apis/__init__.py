@@ -31,3 +31,9 @@ from .pipeline_results import write_results  # noqa: E402
 from .run_pipeline import run_pipeline  # noqa: E402
 
 __all__ += ['run_pipeline', 'write_results']
+from .feature_bank_io import (build_feature_bank,  # noqa: E402
+                              cached_feature_bank, load_feature_bank,
+                              save_feature_bank)
+
+__all__ += ['build_feature_bank', 'cached_feature_bank', 'load_feature_bank',
+            'save_feature_bank']

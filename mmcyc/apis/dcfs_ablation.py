@@ -130,13 +130,17 @@ class Ablation:
             args.cam_dir)
         self.env = dict(
             os.environ,
-            PYTHONPATH=PROJECT_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+            PYTHONPATH=PROJECT_ROOT + os.pathsep +
+            os.environ.get('PYTHONPATH', ''))
 
     def work_dir(self, name: str, seed: int) -> str:
         return osp.join(self.opts.out_dir, name, f'seed{seed}')
 
     def call(self, run: str, tool: str, *cmd_args: str) -> None:
-        cmd = [sys.executable, osp.join(PROJECT_ROOT, 'tools', tool), *cmd_args]
+        cmd = [
+            sys.executable,
+            osp.join(PROJECT_ROOT, 'tools', tool), *cmd_args
+        ]
         self.logger.info(f'{run}: $ ' + ' '.join(cmd))
         try:
             # its own process group: a signal to this tool stops it too
@@ -303,7 +307,8 @@ def markdown(rows: List[dict]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def draw_fig4(out_dir: str, names: List[str], seed: int, logger) -> Optional[str]:
+def draw_fig4(out_dir: str, names: List[str], seed: int,
+              logger) -> Optional[str]:
     """beta2 of every setting (one seed) in one panel, as a PNG."""
     series = {}
     for name in names:

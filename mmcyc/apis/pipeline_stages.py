@@ -117,7 +117,8 @@ def check_pipeline_config(cfg: Config) -> None:
                 f'{sorted(optional)}')
         config = value.get('config')
         if config is not None:
-            path = config if osp.isabs(config) else osp.join(PROJECT_ROOT, config)
+            path = config if osp.isabs(config) else osp.join(
+                PROJECT_ROOT, config)
             if not osp.isfile(path):
                 raise ValueError(f'{source}: {entry}.config {config} is not '
                                  f'a file')

@@ -25,6 +25,7 @@ from mmcyc.utils import CAMStore, cam_name
 from mmcyc.utils.manifest import (digest, file_digest, finish_output_dir,
                                   folder_key, guard_output_dir)
 from .cycsnet_loading import load_cycsnet
+from .feature_bank_io import cached_feature_bank
 from .features import forward_features
 
 TRAIN_SPLIT = 'ImageSets/Segmentation/train.txt'
@@ -200,8 +201,8 @@ def refine_cams(cfg: Config,
 
     bank_file = bank_file or osp.join(out_dir, 'feature_bank.pth')
     start = time.time()
-    bank = refiner.build_bank(
-        features, names, labels, cam_store, cache_file=bank_file,
+    bank = cached_feature_bank(
+        refiner, features, names, labels, cam_store, cache_file=bank_file,
         # by content: a copied checkpoint or CAM folder reuses the bank, a
         # retrained one at the same path is refused
         meta=dict(checkpoint=parts['weights'], features=parts['features'],

@@ -73,7 +73,8 @@ def test_cams_of_another_size_name_the_file(cfg, tiny_stage_inputs,
     cam_dir.mkdir()
     for name in os.listdir(src):
         if name.endswith('.npz'):
-            (cam_dir / name).write_bytes(open(osp.join(src, name), 'rb').read())
+            with open(osp.join(src, name), 'rb') as f:
+                (cam_dir / name).write_bytes(f.read())
     split = 'ImageSets/Segmentation/train.txt'
     train = read_image_names(osp.join(tiny_synthvoc, split))
     aug = read_image_names(osp.join(

@@ -30,7 +30,7 @@ def capture_rng_state() -> bytes:
 
 
 def restore_rng_state(blob: bytes) -> None:
-    """Set this process's random states to those of :func:`capture_rng_state`."""
+    """Set this process's random states to a :func:`capture_rng_state`'s."""
     state = pickle.loads(blob)
     np.random.set_state(state['numpy'])
     random.setstate(state['random'])
@@ -64,7 +64,7 @@ class WorkerRNGSlots:
         self._restored = False  # per process: a forked copy starts False
 
     def restore(self, results: dict) -> dict:
-        """First transform of the pipeline: the saved state, once per worker."""
+        """First step of the pipeline: the saved state, once per worker."""
         info = torch.utils.data.get_worker_info()
         if info is not None and not self._restored:
             self._restored = True
@@ -73,7 +73,7 @@ class WorkerRNGSlots:
         return results
 
     def record(self, results: dict) -> dict:
-        """Last transform of the pipeline: this worker's state into its slot."""
+        """Last step of the pipeline: this worker's state into its slot."""
         info = torch.utils.data.get_worker_info()
         if info is not None:
             blob = capture_rng_state()

@@ -1,19 +1,16 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """CAM refinement with CyCSNet (stage 3, paper Sect. 3.3, Eq. 14, Alg. 2)."""
-import os.path as osp
 from collections import Counter
-from typing import List, Optional
+from typing import Optional
 
 import torch
-from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from mmcyc.utils import CAMStore
 from ..utils.cam import grid_stride
 from ..utils.cam_refinement import refine_cam
-from .feature_bank import FeatureBank, FeatureFn, seeded_generator
+from .feature_bank import FeatureBank, seeded_generator
 
 BANK_DEVICES = ('auto', 'cpu')
 
@@ -73,8 +70,8 @@ class CAMRefiner(BaseModule):
     Call order::
 
         refiner = MODELS.build(dict(type='CAMRefiner', ...))
-        refiner.build_bank(features, names, labels, cam_store, cache_file)
-            -> FeatureBank.build (beta1, K, seed) or FeatureBank.load
+        refiner.set_bank(bank)     (the loop builds or loads the bank:
+                                    mmcyc.apis.cached_feature_bank)
         for each target t:
             refiner.refine(cam_t, feat_t, labels_t, name_t)
                 sample_references (N images, seed, name_t)
@@ -210,7 +207,8 @@ class CAMRefiner(BaseModule):
             str: ``'device'``, ``'pinned'`` or ``'cpu'``.
         """
         if self.bank is None:
-            raise RuntimeError('no feature bank: call build_bank or set_bank '
+            raise RuntimeError('no feature bank: set one with set_bank '
+                               '(mmcyc.apis.cached_feature_bank builds one) '
                                'first')
         device = torch.device(device)
         where = bank_placement(device, self.bank.nbytes, self.bank_device,
@@ -218,68 +216,6 @@ class CAMRefiner(BaseModule):
         self.bank.to(device if where == 'device' else 'cpu')
         self._bank_place = (device, where)
         return where
-
-    def build_bank(self,
-                   features: FeatureFn,
-                   names: List[str],
-                   labels: torch.Tensor,
-                   cam_store: CAMStore,
-                   cache_file: Optional[str] = None,
-                   meta: Optional[dict] = None,
-                   block_size: int = 256,
-                   progress: bool = False) -> FeatureBank:
-        """Build the bank, or load it from ``cache_file`` when it exists.
-
-        A cached bank must hold the same images and have the same settings
-        and ``meta`` (e.g. checkpoint and CAM folder), else ValueError. A
-        new one is built resumably (blocks under ``cache_file + '.parts'``),
-        by all ranks in a distributed run, and saved by rank 0.
-
-        Args:
-            features (callable): ``features(indices)`` yields F's feature map
-                of each listed bank image, (D, h, w) or (1, D, h, w), or a
-                ``(feature map, image (H, W))`` pair (the CAM's size is then
-                checked against the image's).
-            names (list[str]): Bank image names.
-            labels (Tensor): Their multi-hot labels, shape (M, C).
-            cam_store (CAMStore): The stage-1 CAMs.
-            cache_file (str, optional): Where the bank is kept.
-            meta (dict, optional): Provenance that must match a cached bank.
-            block_size (int): Images per resumable block.
-            progress (bool): Show a progress bar while building.
-
-        Returns:
-            FeatureBank: The bank, also set as ``self.bank``.
-        """
-        expected = dict(meta or {}, **self.bank_meta())
-        if cache_file is not None and osp.isfile(cache_file):
-            bank = FeatureBank.load(cache_file)
-            wrong = {
-                k: (bank.meta.get(k), v)
-                for k, v in expected.items() if bank.meta.get(k) != v
-            }
-            if wrong or bank.names != list(names):
-                raise ValueError(
-                    f'cached feature bank {cache_file} does not match this '
-                    f'run (cached, now): {wrong}'
-                    f'{"" if bank.names == list(names) else "; other images"}'
-                    '; delete it (and the refined CAMs made with it) to '
-                    'rebuild')
-        else:
-            part_dir = None if cache_file is None else cache_file + '.parts'
-            bank = FeatureBank.build(
-                features, names, labels, cam_store, self.beta1,
-                self.max_vectors_per_image, self.seed, meta, part_dir,
-                block_size, progress)
-            rank, world_size = get_dist_info()
-            if cache_file is not None and rank == 0:
-                bank.save(cache_file)
-            if world_size > 1:
-                barrier()
-            if part_dir is not None and rank == 0:
-                FeatureBank.remove_parts(part_dir)
-        self.set_bank(bank)
-        return bank
 
     # ------------------------------------------------------------------ #
     def _check_target(self, cam_t: torch.Tensor, feat_t: torch.Tensor,
@@ -299,7 +235,8 @@ class CAMRefiner(BaseModule):
                 f'target image {target_name} has no class in its label: '
                 'refinement needs at least one foreground class')
         if self.bank is None:
-            raise RuntimeError('no feature bank: call build_bank or set_bank '
+            raise RuntimeError('no feature bank: set one with set_bank '
+                               '(mmcyc.apis.cached_feature_bank builds one) '
                                'before refine')
         if cam_t.shape[0] != self.bank.num_classes:
             raise ValueError(

@@ -6,17 +6,15 @@ the vectors of ``F_s`` where ``C^s_c > beta1``. Those vectors depend only on
 the trained F and on the stage-1 CAM of s, not on the target, so the bank
 computes them once per training image and every target reuses them: a
 target then costs one forward pass (its own ``F_t``) instead of N + 1.
+
+The bank only computes; building it from CAM files, saving and loading it
+are ``mmcyc.apis.feature_bank_io``'s.
 """
-import os.path as osp
-import shutil
 import zlib
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.dist import barrier, get_dist_info
-from mmengine.utils import ProgressBar
 
-from mmcyc.utils import CAMStore, atomic_open
 from ..utils.cam import cam_to_grid
 
 FeatureFn = Callable[[Sequence[int]], Iterable[torch.Tensor]]
@@ -39,11 +37,6 @@ def seeded_generator(seed: int, key: str) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(name_seed(seed, key))
     return generator
-
-
-def _atomic_save(obj: dict, path: str) -> None:
-    with atomic_open(path) as f:
-        torch.save(obj, f)
 
 
 class FeatureBank:
@@ -245,162 +238,40 @@ class FeatureBank:
             0, dtype=torch.long)
         return torch.cat(vectors), classes.to(feat.device)
 
+    # ------------------------------------------------------------ records
     @classmethod
-    def _build_block(cls, features: FeatureFn, indices: Sequence[int],
-                     names: List[str], labels: torch.Tensor,
-                     cam_store: CAMStore, beta1: float,
-                     max_vectors: Optional[int], seed: int,
-                     progress: Optional[ProgressBar]) -> dict:
-        vectors, image_index, classes = [], [], []
-        for index, feat in zip(indices, features(indices)):
-            size = None
-            if isinstance(feat, (tuple, list)):
-                feat, size = feat  # the feature map and its image's (H, W)
-            if feat.dim() == 4 and feat.shape[0] == 1:
-                feat = feat[0]
-            cam = cam_store.load(names[index], labels.shape[1], size)
-            vec, cls_ = cls.select(
-                feat.detach(), cam, labels[index], beta1, max_vectors,
-                seeded_generator(seed, 'bank/' + names[index]))
-            half = vec.half().cpu()
-            if not torch.isfinite(half).all():
-                raise ValueError(
-                    f'features of {names[index]} overflow fp16 (|x| > 65504)')
-            vectors.append(half)
-            classes.append(cls_.cpu())
-            image_index.append(torch.full((len(vec), ), index,
-                                          dtype=torch.long))
-            if progress is not None:
-                progress.update()
-        if len(vectors) != len(indices):
-            raise ValueError(f'the feature function returned {len(vectors)} '
-                             f'maps for {len(indices)} images')
+    def from_parts(cls, names: List[str], labels: torch.Tensor,
+                   parts: Sequence[dict],
+                   meta: Optional[dict] = None) -> 'FeatureBank':
+        """A bank from per-block records (``vectors``, ``image_index``,
+        ``classes``, in block order), as a build makes them."""
+        return cls(names, labels,
+                   torch.cat([part['vectors'] for part in parts]),
+                   torch.cat([part['image_index'] for part in parts]),
+                   torch.cat([part['classes'] for part in parts]), meta)
+
+    def to_dict(self) -> dict:
+        """The bank as a dict of CPU tensors and lists (its file record)."""
         return dict(
-            vectors=torch.cat(vectors), image_index=torch.cat(image_index),
-            classes=torch.cat(classes))
+            version=BANK_VERSION,
+            names=self.names,
+            labels=self.labels.cpu(),
+            vectors=self.vectors.cpu(),
+            image_index=self.image_index.cpu(),
+            classes=self.classes.cpu(),
+            meta=self.meta)
 
     @classmethod
-    def build(cls,
-              features: FeatureFn,
-              names: List[str],
-              labels: torch.Tensor,
-              cam_store: CAMStore,
-              beta1: float = 0.3,
-              max_vectors_per_image: Optional[int] = None,
-              seed: int = 0,
-              meta: Optional[dict] = None,
-              part_dir: Optional[str] = None,
-              block_size: int = 256,
-              progress: bool = False) -> 'FeatureBank':
-        """Compute the bank from a feature function and the stage-1 CAMs.
-
-        The images are processed in blocks of ``block_size``. With
-        ``part_dir`` every block is saved there atomically as it finishes
-        and existing blocks are read back, so an interrupted build resumes.
-        In a distributed run (``part_dir`` required) rank r computes blocks
-        r, r + world, ...; all ranks then load every block, so each returns
-        the same bank (the selection of an image depends only on its own
-        name and the seed, not on which rank made it).
-
-        Args:
-            features (callable): ``features(indices)`` yields F's feature
-                map of each listed bank image in order, (D, h, w) or
-                (1, D, h, w), or a ``(feature map, (H, W))`` pair: the
-                image's size, which its CAM file must have (else an error
-                naming the file).
-            names (list[str]): Bank image names (their CAM files are
-                ``cam_store`` keys).
-            labels (Tensor): Multi-hot labels, shape (M, C).
-            cam_store (CAMStore): The stage-1 CAMs.
-            beta1 (float): CAM threshold. Defaults to 0.3.
-            max_vectors_per_image (int, optional): K, cap per (image,
-                class). Defaults to None (all).
-            seed (int): Seed of the capped subsets. Defaults to 0.
-            meta (dict, optional): Extra provenance stored in ``meta``.
-            part_dir (str, optional): Where finished blocks are kept.
-            block_size (int): Images per block. Defaults to 256.
-            progress (bool): Show a progress bar (rank 0).
-
-        Returns:
-            FeatureBank: The bank (on the CPU).
+    def from_dict(cls, data: dict,
+                  source: str = 'the record') -> 'FeatureBank':
+        """The bank of a :meth:`to_dict` record.
 
         Raises:
-            FileNotFoundError: Naming the CAM file of a bank image that has
-                none.
+            ValueError: Naming ``source`` when the record is of another
+                version.
         """
-        labels = torch.as_tensor(labels).bool()
-        if len(names) == 0:
-            raise ValueError('a feature bank needs at least one image')
-        rank, world_size = get_dist_info()
-        if world_size > 1 and part_dir is None:
-            raise ValueError('a distributed bank build needs part_dir')
-        blocks = [
-            list(range(start, min(start + block_size, len(names))))
-            for start in range(0, len(names), block_size)
-        ]
-
-        def part_path(block: int) -> str:
-            return osp.join(part_dir, f'part_{block:06d}.pth')
-
-        todo = [
-            b for b in range(rank, len(blocks), world_size)
-            if part_dir is None or not osp.isfile(part_path(b))
-        ]
-        bar = ProgressBar(sum(len(blocks[b]) for b in todo)) if (
-            progress and rank == 0 and todo) else None
-        parts = {}
-        for block in todo:
-            part = cls._build_block(features, blocks[block], names, labels,
-                                    cam_store, beta1, max_vectors_per_image,
-                                    seed, bar)
-            if part_dir is not None:
-                _atomic_save(part, part_path(block))
-            parts[block] = part
-        if world_size > 1:
-            barrier()
-        for block in range(len(blocks)):
-            if block not in parts:
-                parts[block] = torch.load(
-                    part_path(block), map_location='cpu', weights_only=True)
-        meta = dict(
-            meta or {},
-            beta1=beta1,
-            max_vectors_per_image=max_vectors_per_image,
-            seed=seed,
-            num_classes=labels.shape[1])
-        return cls(
-            names, labels,
-            torch.cat([parts[b]['vectors'] for b in range(len(blocks))]),
-            torch.cat([parts[b]['image_index'] for b in range(len(blocks))]),
-            torch.cat([parts[b]['classes'] for b in range(len(blocks))]),
-            meta)
-
-    # ------------------------------------------------------------ storage
-    def save(self, path: str) -> None:
-        """Write the bank to one ``.pth`` file atomically."""
-        _atomic_save(
-            dict(
-                version=BANK_VERSION,
-                names=self.names,
-                labels=self.labels.cpu(),
-                vectors=self.vectors.cpu(),
-                image_index=self.image_index.cpu(),
-                classes=self.classes.cpu(),
-                meta=self.meta), path)
-
-    @classmethod
-    def load(cls, path: str) -> 'FeatureBank':
-        """Read a bank written by :meth:`save` (onto the CPU)."""
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'feature bank file not found: {path}')
-        data = torch.load(path, map_location='cpu', weights_only=True)
         if not isinstance(data, dict) or data.get('version') != BANK_VERSION:
-            raise ValueError(f'{path} is not a feature bank of version '
+            raise ValueError(f'{source} is not a feature bank of version '
                              f'{BANK_VERSION}; delete it to rebuild')
         return cls(data['names'], data['labels'], data['vectors'],
                    data['image_index'], data['classes'], data['meta'])
-
-    @staticmethod
-    def remove_parts(part_dir: str) -> None:
-        """Delete the block files of a finished build."""
-        shutil.rmtree(part_dir, ignore_errors=True)

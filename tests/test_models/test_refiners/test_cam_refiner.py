@@ -7,6 +7,9 @@ import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from mmcyc.apis.feature_bank_io import (build_feature_bank,
+                                        cached_feature_bank,
+                                        load_feature_bank, save_feature_bank)
 from mmcyc.models.refiners import CAMRefiner, FeatureBank
 from mmcyc.models.refiners.cam_refiner import bank_placement
 from mmcyc.utils import CAMStore, save_cam
@@ -67,8 +70,8 @@ def make_refiner(bank_data, cache_file=None, **kwargs):
     kwargs = dict(dict(num_refs=3, alpha=4.0, max_vectors_per_image=None),
                   **kwargs)
     refiner = CAMRefiner(**kwargs)
-    refiner.build_bank(features_fn(feats), NAMES, labels, CAMStore(root),
-                       cache_file=cache_file)
+    cached_feature_bank(refiner, features_fn(feats), NAMES, labels,
+                        CAMStore(root), cache_file=cache_file)
     return refiner
 
 
@@ -320,8 +323,8 @@ def test_bad_targets(bank_data):
 def test_missing_cam_file_names_it(bank_data, tmp_path):
     _, feats, labels = bank_data
     with pytest.raises(FileNotFoundError, match='img_00.npz'):
-        CAMRefiner().build_bank(features_fn(feats), NAMES, labels,
-                                CAMStore(str(tmp_path)))
+        cached_feature_bank(CAMRefiner(), features_fn(feats), NAMES,
+                            labels, CAMStore(str(tmp_path)))
 
 
 def test_cached_bank_is_reused_and_checked(bank_data, tmp_path):
@@ -331,12 +334,13 @@ def test_cached_bank_is_reused_and_checked(bank_data, tmp_path):
     assert osp.isfile(cache) and not osp.exists(cache + '.parts')
     calls = []
     refiner = CAMRefiner(max_vectors_per_image=None)
-    bank = refiner.build_bank(features_fn(feats, calls), NAMES, labels,
-                              CAMStore(root), cache_file=cache)
+    bank = cached_feature_bank(refiner, features_fn(feats, calls), NAMES,
+                               labels, CAMStore(root), cache_file=cache)
     assert calls == []  # loaded, not recomputed
     assert torch.equal(bank.vectors, first.vectors)
     with pytest.raises(ValueError, match='beta1.*delete it'):
-        CAMRefiner(beta1=0.5, max_vectors_per_image=None).build_bank(
+        cached_feature_bank(
+            CAMRefiner(beta1=0.5, max_vectors_per_image=None),
             features_fn(feats), NAMES, labels, CAMStore(root),
             cache_file=cache)
     with pytest.raises(ValueError, match='other settings'):
@@ -346,19 +350,20 @@ def test_cached_bank_is_reused_and_checked(bank_data, tmp_path):
 def test_bank_build_resumes_from_blocks(bank_data, tmp_path):
     root, feats, labels = bank_data
     parts = str(tmp_path / 'parts')
-    whole = FeatureBank.build(features_fn(feats), NAMES, labels,
-                              CAMStore(root), part_dir=parts, block_size=3)
+    whole = build_feature_bank(features_fn(feats), NAMES, labels,
+                               CAMStore(root), part_dir=parts, block_size=3)
     assert sorted(os.listdir(parts)) == [f'part_{b:06d}.pth' for b in range(4)]
     os.remove(osp.join(parts, 'part_000002.pth'))
     calls = []
-    resumed = FeatureBank.build(features_fn(feats, calls), NAMES, labels,
-                                CAMStore(root), part_dir=parts, block_size=3)
+    resumed = build_feature_bank(features_fn(feats, calls), NAMES, labels,
+                                 CAMStore(root), part_dir=parts,
+                                 block_size=3)
     assert calls == [6, 7, 8]
     assert torch.equal(resumed.vectors, whole.vectors)
     assert torch.equal(resumed.classes, whole.classes)
     saved = str(tmp_path / 'bank.pth')
-    whole.save(saved)
-    loaded = FeatureBank.load(saved)
+    save_feature_bank(whole, saved)
+    loaded = load_feature_bank(saved)
     assert loaded.names == NAMES and torch.equal(loaded.vectors, whole.vectors)
 
 
