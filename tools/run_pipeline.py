@@ -48,7 +48,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmcyc.apis.pipeline_stages import PROJECT_ROOT, STAGES  # noqa: E402
+from mmcyc.apis.stage_runner import PROJECT_ROOT, STAGES  # noqa: E402
 from mmcyc.apis.run_pipeline import run_pipeline  # noqa: E402
 
 

@@ -34,7 +34,7 @@ from mmcyc.utils.manifest import (config_digest, describe_mismatch,
                                   write_manifest)
 from mmcyc.visualization import (add_local_image, draw_overlaid_curves,
                                  read_scalars)
-from .pipeline_stages import PROJECT_ROOT
+from .stage_runner import PROJECT_ROOT
 
 DEFAULT_SETTINGS = ('fixed0', 'fixed0.005', 'fixed0.02', 'dynamic',
                     'momentum', 'momentum_selected')

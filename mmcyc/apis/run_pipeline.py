@@ -11,8 +11,8 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 from .pipeline_results import write_results
-from .pipeline_stages import (LANES, PROJECT_ROOT, STAGES, Pipeline,
-                              check_pipeline_config)
+from .pipeline_stages import Pipeline
+from .stage_runner import LANES, PROJECT_ROOT, STAGES, check_pipeline_config
 
 
 def remove_partial_files(work_dir: str) -> int:

@@ -11,6 +11,12 @@ picture to mmengine's visualizer backends (``Visualizer.add_image``).
 its absolute values shrink with the target's size; every map is therefore
 stretched to its own [min, max] before the colour map is applied, which
 shows *where* the point matches, not how strongly compared with other maps.
+
+Why not mmengine's ``Visualizer.draw_featmap``: it does the same min-max
+stretch and blend, but always with OpenCV's JET colour map, whose brightness
+does not grow with the value (its maximum is a dark red, its middle a bright
+yellow-green), so the best match is not the brightest spot; here the colour
+map is a parameter and defaults to a monotone one (``inferno``).
 """
 from typing import Optional, Sequence, Tuple
 
