@@ -3,7 +3,8 @@
 # 8) with fc6 dilated by 4 -> 1x1 convs to 64, 128, 256 -> GroupNorm (8, 16,
 # 32 groups) -> ELU -> concat -> 1x1 448 + ELU; the random walk of
 # infer_aff.py at test time.
-_base_ = ['./cam_vgg16.py']  # the same data preprocessing as stage 1
+# the same data preprocessing as stage 1; the random walk at test time
+_base_ = ['./cam_vgg16.py', './affinity_test.py']
 model = dict(
     _delete_=True,
     type='AffinityNet',
@@ -30,8 +31,4 @@ model = dict(
         # psa train_aff.py: bg/4 + fg/4 + neg/2
         loss_weights=(0.25, 0.25, 0.5)),
     num_classes=20,
-    test_cfg=dict(
-        bg_alpha=16,  # psa infer_aff.py --alpha: background (1 - max)^16
-        stride=8,
-        # psa infer_aff.py: beta 8, T squared logt = 8 times = 256 steps
-        rw=dict(type='AffinityRWPostprocessor', radius=5, beta=8, steps=256)))
+    test_cfg={{_base_.aff_test_cfg}})

@@ -10,8 +10,8 @@
 # initialised from every backbone.* key of the stage-1 checkpoint (strictly,
 # none missing), and its 1024 channels halve the refiner's feature bank
 # against ResNet-38's 2048.
-# the same data preprocessing as stage 1; the stage-3 refiner
-_base_ = ['./cam_vgg16.py', './cam_refiner.py']
+# the same data preprocessing as stage 1; the stage-3 refiner; the cycle head
+_base_ = ['./cam_vgg16.py', './cam_refiner.py', './cycle_head.py']
 model = dict(
     _delete_=True,
     type='CyCSNet',
@@ -22,17 +22,7 @@ model = dict(
         fc6_dilation=1,  # C's fc6, so its weights fit
         dropout_fc6=0.5,
         frozen_stages=1),
-    head=dict(
-        type='CycleConsistencyHead',
-        alpha=20.0,  # Eq. 4 and 7 (paper: h*w ~ 3000 at 448^2)
-        beta1=0.3,  # CAM_A threshold selecting V_(x,y)
-        radius=5,  # r of Eq. 11, in squared-distance units
-        # DCFS (Eq. 9): the statistic beta2 follows is the mean return
-        # probability over all the beta1 candidates, not over V^sel
-        # ('selected', the literal reading, which ratchets beta2 until
-        # nothing is selected; see configs/_base_/models/cyc_resnet38.py)
-        dcfs_statistic='candidates',
-        loss_weight=1.0),
+    head={{_base_.cyc_head}},
     # C = the stage-1 model (configs/cam_vgg16_voc.py's, the model of this
     # file's _base_), resolved when the config is parsed; a leaf config
     # restates its own stage-1 config's model changes here. The checkpoint
@@ -42,4 +32,4 @@ model = dict(
     cam_classifier_checkpoint='work_dirs/cam_vgg16_voc/epoch_15.pth',
     num_classes=20,
     dropout_ratio=0.5,
-    loss_cls=dict(type='MultiLabelSoftMarginLoss', loss_weight=0.1))
+    loss_cls={{_base_.cyc_loss_cls}})
