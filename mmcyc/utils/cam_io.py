@@ -97,30 +97,32 @@ class CAMStore:
     def load(self,
              img_path: str,
              num_classes: int,
-             size: Optional[Sequence[int]] = None) -> torch.Tensor:
+             size: Optional[Sequence[int]] = None,
+             hint: str = ' (a folder made for other images, or by a CAM '
+             'source that writes another scale?)') -> torch.Tensor:
         """Return the dense (num_classes, H, W) CAM of an image.
 
         Args:
             img_path (str): The image's path (or name).
             num_classes (int): Foreground classes C.
             size (Sequence[int], optional): The image's (H, W): a CAM of
-                another size is an error naming the file (a folder made for
-                other images, or by a source that writes another scale).
+                another size is an error naming the file and both sizes.
+            hint (str): Appended to that error: what may have gone wrong.
 
         Returns:
             Tensor: (C, H, W) float32, zero on classes without a map.
         """
         path = self.path(img_path)
-        cams, labels = load_cam(path)
+        cams, labels = load_cam(path)  # (K, H, W), (K, )
         try:
-            dense = dense_cam(cams, labels, num_classes)
+            dense = dense_cam(cams, labels, num_classes)  # (C, H, W)
         except ValueError as err:
             raise ValueError(f'CAM file {path}: {err}') from err
-        if size is not None and tuple(dense.shape[1:]) != tuple(
-                int(v) for v in size):
-            raise ValueError(
-                f'CAM file {path} is {tuple(dense.shape[1:])} but its image '
-                f'is {tuple(int(v) for v in size)}: every CAM must have its '
-                f'image\'s size (a folder made for other images, or by a CAM '
-                'source that writes another scale?)')
+        if size is not None:
+            size = tuple(int(v) for v in size)
+            if tuple(dense.shape[1:]) != size:
+                raise ValueError(
+                    f'CAM file {path} has size {tuple(dense.shape[1:])} but '
+                    f'image {img_path} has {size}: expected CAMs at the '
+                    f'original image size{hint}')
         return dense

@@ -94,5 +94,6 @@ def test_cams_of_another_size_name_the_file(cfg, tiny_stage_inputs,
         refine_cams(cfg, dict(checkpoint=tiny_stage_inputs['cyc']),
                     str(cam_dir), str(tmp_path / 'out'), split=split,
                     bank_split=bank_split, workers=0)
-    assert f'{name}.npz is (32, 48) but its image is (64, 64)' in str(
+    assert f'{name}.npz has size (32, 48) but image' in str(err.value)
+    assert 'has (64, 64): expected CAMs at the original image size' in str(
         err.value)

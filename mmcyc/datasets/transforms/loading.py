@@ -15,7 +15,7 @@ from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-from mmcyc.utils.cam_io import CAMStore, dense_cam, load_cam
+from mmcyc.utils.cam_io import CAMStore
 
 # where LoadCAMFromFile puts a map: an input CAM, or a written one read back
 CAM_KEYS = ('gt_cam', 'written_cam')
@@ -192,17 +192,9 @@ class LoadCAMFromFile(BaseTransform):
         if 'img' not in results:
             raise KeyError('LoadCAMFromFile needs the loaded image: put it '
                            'after LoadCheckedImageFromFile')
-        cams, labels = load_cam(path)  # (K, H, W), (K, )
-        try:
-            cam = dense_cam(cams, labels, self.num_classes)  # (C, H, W)
-        except ValueError as err:
-            raise ValueError(f'CAM file {path}: {err}') from err
-        height, width = results['img'].shape[:2]
-        if tuple(cam.shape[1:]) != (height, width):
-            raise ValueError(
-                f'CAM file {path} has size {tuple(cam.shape[1:])} but image '
-                f'{img_path} has ({height}, {width}): expected CAMs at the '
-                'original image size; put LoadCAMFromFile before any resize')
+        cam = self.store.load(  # (C, H, W)
+            img_path, self.num_classes, results['img'].shape[:2],
+            hint='; put LoadCAMFromFile before any resize')
         # (C, H, W) -> (H, W, C), the layout of seg fields
         results[self.key] = np.ascontiguousarray(
             cam.numpy().transpose(1, 2, 0))
