@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from .backbone_args import check_widen_factor, checked_out_indices
 from .freezing import freeze, freeze_batch_norms
 
 # Wide ResNet-38 in AffinityNet's layout (jiwoon-ahn/psa,
@@ -259,21 +260,10 @@ class ResNet38(BaseModule):
                  dropout_b7: float = 0.5,
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
         num_taps = len(TAP_CHANNELS) if with_b7 else len(TAP_CHANNELS) - 1
-        if (len(out_indices) == 0
-                or len(set(out_indices)) != len(out_indices)
-                or not all(isinstance(i, int) and 0 <= i < num_taps
-                           for i in out_indices)):
-            raise ValueError(
-                f'out_indices must be distinct ints in [0, {num_taps - 1}] '
-                f'(with_b7={with_b7}), got {out_indices}')
-        if not (isinstance(widen_factor, (int, float))
-                and round(64 * widen_factor) >= 1):
-            raise ValueError('widen_factor must be a number >= 1/64 (every '
-                             f'layer keeps a channel), got {widen_factor!r}')
+        out_indices = checked_out_indices(out_indices, num_taps,
+                                          f' (with_b7={with_b7})')
+        check_widen_factor(widen_factor)
         num_stages = len(STAGES) if with_b7 else len(STAGES) - 1
         if not (isinstance(frozen_stages, int)
                 and -1 <= frozen_stages < num_stages):

@@ -9,6 +9,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from .backbone_args import check_widen_factor, checked_out_indices
 from .freezing import freeze, freeze_batch_norms
 
 # The 3x3 convolutions of jiwoon-ahn/psa network/vgg16d.py, named as there
@@ -148,16 +149,7 @@ class VGG16d(BaseModule):
                  norm_eval: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
-        num_taps = len(TAP_CHANNELS)
-        if (len(out_indices) == 0
-                or len(set(out_indices)) != len(out_indices)
-                or not all(isinstance(i, int) and 0 <= i < num_taps
-                           for i in out_indices)):
-            raise ValueError(f'out_indices must be distinct ints in [0, '
-                             f'{num_taps - 1}], got {out_indices}')
+        out_indices = checked_out_indices(out_indices, len(TAP_CHANNELS))
         if isinstance(fc6_dilation, bool) or not isinstance(
                 fc6_dilation, int) or fc6_dilation < 1:
             raise ValueError(
@@ -165,10 +157,7 @@ class VGG16d(BaseModule):
         if not 0 <= dropout_fc6 < 1:
             raise ValueError(
                 f'dropout_fc6 must be in [0, 1), got {dropout_fc6}')
-        if not (isinstance(widen_factor, (int, float))
-                and round(64 * widen_factor) >= 1):
-            raise ValueError('widen_factor must be a number >= 1/64 (every '
-                             f'layer keeps a channel), got {widen_factor!r}')
+        check_widen_factor(widen_factor)
         if not (isinstance(frozen_stages, int)
                 and -1 <= frozen_stages < len(STAGES)):
             raise ValueError(f'frozen_stages must be an int in [-1, '
