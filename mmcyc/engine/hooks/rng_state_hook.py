@@ -7,7 +7,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_dist_info
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from mmseg.registry import HOOKS
@@ -146,7 +146,8 @@ class RNGStateHook(Hook):
                             worker restores its saved state before its first
                             sample, and leaves its state in shared memory
                             after each sample)
-        after_train_iter:   the main process's states captured
+        after_train_iter:   iteration loops: the main process's states
+                            captured where CheckpointHook saves
         after_train_epoch:  the main and the workers' states captured
                             (gathered from every rank)
         before_save_checkpoint: checkpoint['rng_state']
@@ -219,7 +220,21 @@ class RNGStateHook(Hook):
                          outputs=None) -> None:
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
             return  # epoch loops save at epoch ends: captured there
-        self._capture(with_workers=False)
+        if self._saves_after(runner):
+            self._capture(with_workers=False)
+
+    def _saves_after(self, runner) -> bool:
+        """Whether ``CheckpointHook`` saves after this iteration (its own
+        rule), so that the states (and, with several ranks, a gather that
+        syncs the host) are taken then, not after every step. True without
+        an iteration-based ``CheckpointHook``."""
+        hook = next((h for h in runner.hooks
+                     if isinstance(h, CheckpointHook)), None)
+        if hook is None or hook.by_epoch:
+            return True
+        return bool(
+            hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+            or (hook.save_last and hook.is_last_train_iter(runner)))
 
     def after_train_epoch(self, runner) -> None:
         self._capture(with_workers=True)
