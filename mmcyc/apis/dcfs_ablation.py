@@ -104,30 +104,32 @@ class Ablation:
     """Train, refine and score one (setting, seed) run after another."""
 
     def __init__(self, opts, logger):
+        """``opts``: config, cam_checkpoint, cam_dir, out_dir, num_refs,
+        data_root, workers and cfg_options, as :func:`ablate_dcfs` takes
+        them."""
         self.opts = opts
-        args = opts
-        self.refine_extra = [] if args.workers is None else [
-            '--workers', str(args.workers)
+        self.refine_extra = [] if opts.workers is None else [
+            '--workers', str(opts.workers)
         ]
         self.logger = logger
-        cfg = Config.fromfile(args.config)
-        cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
+        cfg = Config.fromfile(opts.config)
+        cfg.merge_from_dict(parse_cfg_options(opts.cfg_options))
         self.hook_index = dcfs_hook_index(cfg)
         self.kappa = float(cfg.custom_hooks[self.hook_index].get(
             'kappa', 0.95))
         self.final_name = final_checkpoint_name(cfg)
-        self.base_options = (data_root_options(cfg, args.data_root)
-                             if args.data_root else []) + list(
-                                 args.cfg_options)
-        if not osp.isfile(args.cam_checkpoint):
+        self.base_options = (data_root_options(cfg, opts.data_root)
+                             if opts.data_root else []) + list(
+                                 opts.cfg_options)
+        if not osp.isfile(opts.cam_checkpoint):
             raise FileNotFoundError(
-                f'--cam-checkpoint {args.cam_checkpoint}: no such file (the '
+                f'--cam-checkpoint {opts.cam_checkpoint}: no such file (the '
                 'stage-1 classifier checkpoint)')
         # the run keys' shared parts, digested once
-        self.config_key = config_digest(args.config)
-        self.cam_checkpoint_key = file_digest(args.cam_checkpoint)
-        self.cam_dir_key = folder_key(args.cam_dir) or osp.abspath(
-            args.cam_dir)
+        self.config_key = config_digest(opts.config)
+        self.cam_checkpoint_key = file_digest(opts.cam_checkpoint)
+        self.cam_dir_key = folder_key(opts.cam_dir) or osp.abspath(
+            opts.cam_dir)
         self.env = dict(
             os.environ,
             PYTHONPATH=PROJECT_ROOT + os.pathsep +
