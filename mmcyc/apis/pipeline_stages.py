@@ -23,11 +23,7 @@ from mmcyc.datasets.synthvoc import PART_DIR, is_complete, make_synthvoc
 from mmcyc.fileio import is_complete_checkpoint, repair_resume_point
 from mmcyc.utils.config_options import final_checkpoint_name, transform_options
 from mmcyc.visualization import add_local_image, draw_curves, read_scalars
-# STAGES, LANES, PROJECT_ROOT and check_pipeline_config are imported from
-# here too
-from .stage_runner import (LANES, PROJECT_ROOT, SEG_ROWS,  # noqa: F401
-                           SOURCE_NAMES, STAGES, StageRunner,
-                           check_pipeline_config)
+from .stage_runner import SEG_ROWS, SOURCE_NAMES, StageRunner
 
 
 class Pipeline(StageRunner):

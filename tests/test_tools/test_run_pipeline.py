@@ -308,18 +308,19 @@ def test_stage_keys_follow_their_inputs(tmp_path):
     from mmengine.logging import MMLogger
 
     from mmcyc.utils.manifest import write_manifest
-    from mmcyc.apis import pipeline_stages as tool
+    from mmcyc.apis.pipeline_stages import Pipeline
+    from mmcyc.apis.stage_runner import STAGES
     logger = MMLogger.get_instance('test_stage_keys')
 
     def keys(config, data_root):
-        pipeline = tool.Pipeline(Config.fromfile(config), str(tmp_path / 'w'),
-                                 data_root, logger)
+        pipeline = Pipeline(Config.fromfile(config), str(tmp_path / 'w'),
+                            data_root, logger)
         # seg's inputs, and theirs down to the data, are not done yet
         with pytest.raises(RuntimeError, match='stage cam_train reads the '
                            'outputs of data, which is not done'):
             pipeline.stage_key('seg')
         result = {}
-        for stage in tool.STAGES:  # each done in turn, as a run would
+        for stage in STAGES:  # each done in turn, as a run would
             result[stage] = pipeline.stage_key(stage)
             write_manifest(pipeline.manifest_path(stage), result[stage],
                            'done', {})
@@ -330,7 +331,7 @@ def test_stage_keys_follow_their_inputs(tmp_path):
     assert keys(CONFIG, '/data/a') == base
     assert len(set(base.values())) == len(base)
     other_root = keys(CONFIG, '/data/b')
-    assert all(other_root[s] != base[s] for s in tool.STAGES)
+    assert all(other_root[s] != base[s] for s in STAGES)
     # an edited AffinityNet config: aff_train and what reads it
     aff = tmp_path / 'aff_edited.py'
     aff.write_text(f"_base_ = ['{osp.abspath('tests/data/aff_tiny_synthvoc.py')}']"
@@ -339,7 +340,7 @@ def test_stage_keys_follow_their_inputs(tmp_path):
     config.write_text(f"_base_ = ['{osp.abspath(CONFIG)}']\n"
                       f"aff = dict(config='{aff}')\n")
     edited = keys(str(config), '/data/a')
-    changed = {s for s in tool.STAGES if edited[s] != base[s]}
+    changed = {s for s in STAGES if edited[s] != base[s]}
     assert changed == {'aff_train', 'rw', 'seg'}
 
 
@@ -376,12 +377,12 @@ def test_lpcam_source_replaces_the_cams(tmp_path, run_tool, python):
     # one its manifest holds, cam_infer's differs
 
     from mmengine.logging import MMLogger
-    from mmcyc.apis import pipeline_stages as tool
+    from mmcyc.apis.pipeline_stages import Pipeline
     cfg = Config.fromfile('tests/data/pipeline_tiny_lpcam.py')
     cfg = Config({k: v for k, v in cfg.to_dict().items() if k != 'lpcam'},
                  filename=cfg.filename)
-    plain = tool.Pipeline(cfg, str(work), str(data),
-                          MMLogger.get_instance('test_lpcam_keys'))
+    plain = Pipeline(cfg, str(work), str(data),
+                     MMLogger.get_instance('test_lpcam_keys'))
     manifest = read_manifest(str(work / 'manifests' / 'cam_train.json'))
     assert plain.stage_key('cam_train') == manifest['key']
     manifest = read_manifest(str(work / 'manifests' / 'cam_infer.json'))
