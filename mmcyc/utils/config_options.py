@@ -40,6 +40,19 @@ def _data_root_keys(dataset: dict, key: str) -> List[str]:
     return [key]
 
 
+def _loader_datasets(cfg: Union[Config, str],
+                     loaders: Sequence[str]) -> List[tuple]:
+    """``(dotted key, dataset config)`` of each given dataloader that has
+    one (absent or ``None`` loaders are skipped)."""
+    cfg = _as_config(cfg)
+    found = []
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if loader_cfg and loader_cfg.get('dataset'):
+            found.append((f'{loader}.dataset', loader_cfg['dataset']))
+    return found
+
+
 def data_root_options(cfg: Union[Config, str],
                       data_root: str,
                       loaders: Sequence[str] = LOADERS) -> List[str]:
@@ -55,16 +68,11 @@ def data_root_options(cfg: Union[Config, str],
         list[str]: e.g. ``['train_dataloader.dataset.dataset.data_root=D']``
         for a paired dataset wrapping the image-label one.
     """
-    cfg = _as_config(cfg)
     options = []
-    for loader in loaders:
-        loader_cfg = cfg.get(loader)
-        if not loader_cfg or not loader_cfg.get('dataset'):
-            continue
+    for key, dataset in _loader_datasets(cfg, loaders):
         options += [
-            f'{key}.data_root={data_root}'
-            for key in _data_root_keys(loader_cfg['dataset'],
-                                       f'{loader}.dataset')
+            f'{root_key}.data_root={data_root}'
+            for root_key in _data_root_keys(dataset, key)
         ]
     return options
 
@@ -100,12 +108,8 @@ def transform_options(cfg: Union[Config, str],
     """
     cfg = _as_config(cfg)
     options = []
-    for loader in loaders:
-        loader_cfg = cfg.get(loader)
-        if not loader_cfg or not loader_cfg.get('dataset'):
-            continue
-        for key, pipeline in _pipeline_keys(loader_cfg['dataset'],
-                                            f'{loader}.dataset'):
+    for dataset_key, dataset in _loader_datasets(cfg, loaders):
+        for key, pipeline in _pipeline_keys(dataset, dataset_key):
             options += [
                 f'{key}.{i}.{name}={value}'
                 for i, step in enumerate(pipeline)
