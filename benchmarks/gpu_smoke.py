@@ -215,7 +215,7 @@ def infer_shapes(args):
 
 
 def cam_infer(args):
-    torch.backends.cudnn.benchmark = False  # as tools/test.py
+    torch.backends.cudnn.benchmark = False  # as apis.checkpoint_test
     model, _ = build(load_config('cam', args), args, train=False)
     shapes = infer_shapes(args)
     gen = torch.Generator().manual_seed(1)
@@ -287,7 +287,7 @@ def synthetic_bank(refiner, channels, args, num_images=64, per_class=32):
 
 
 def refine(args):
-    torch.backends.cudnn.benchmark = False  # as tools/refine_cam.py
+    torch.backends.cudnn.benchmark = False  # as mmcyc.apis.refine_cams
     cfg = load_config('cyc', args)
     model, _ = build(cfg, args, train=False)
     refiner = MODELS.build(dict(cfg.refiner, num_refs=16))
@@ -340,7 +340,7 @@ def aff_train(args):
 
 
 def rw(args):
-    torch.backends.cudnn.benchmark = False  # as tools/test.py
+    torch.backends.cudnn.benchmark = False  # as apis.checkpoint_test
     model, _ = build(load_config('aff', args), args, train=False)
     shapes = infer_shapes(args)
     gen = torch.Generator().manual_seed(5)

@@ -112,7 +112,8 @@ def refine_cams(cfg: Config,
        mmseg's ``IoUMetric``.
 
     Call it in every process of a distributed run (after ``init_dist``),
-    with mmseg's default scope set and ``mmcyc`` imported.
+    with mmseg's default scope set and ``mmcyc`` imported. It turns
+    ``torch.backends.cudnn.benchmark`` off (each image has its own shape).
 
     Args:
         cfg (Config): A CyCSNet config with a ``refiner`` entry (a
@@ -146,6 +147,9 @@ def refine_cams(cfg: Config,
     if device is None:
         device = torch.device('cuda', torch.cuda.current_device()) \
             if torch.cuda.is_available() else torch.device('cpu')
+    # every image goes through F at its own size: cudnn.benchmark would
+    # autotune the convolutions afresh for each shape (slower, not faster)
+    torch.backends.cudnn.benchmark = False
     dataset_cfg = image_label_dataset_cfg(cfg)
     refiner_cfg = dict(cfg.get('refiner') or dict(type='CAMRefiner'))
     if num_refs is not None:

@@ -5,6 +5,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -29,8 +30,11 @@ def test_refine_cams_writes_scores_and_resumes(cfg, tiny_stage_inputs,
     out = str(tmp_path / 'refined')
     weights = dict(checkpoint=tiny_stage_inputs['cyc'])
     cam_dir = tiny_stage_inputs['cam_dir']
+    torch.backends.cudnn.benchmark = True
     results = refine_cams(cfg, weights, cam_dir, out, num_refs=4,
                           score=True, workers=0)
+    # every image has its own shape: no cudnn autotuning
+    assert torch.backends.cudnn.benchmark is False
     targets = read_image_names(
         osp.join(tiny_synthvoc, 'ImageSets/Segmentation/train.txt'))
     assert results['num_targets'] == results['refined'] == len(targets)
