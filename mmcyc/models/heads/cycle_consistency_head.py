@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 from ..utils.cycle_consistency import (cycle_consistency_loss,
                                        distance_mask_offsets, gather_vectors,
                                        propagate, retrieve, select_positions)
+from ..utils.shifted_view import shift_positions
 
 
 @MODELS.register_module()
@@ -25,15 +26,22 @@ class CycleConsistencyHead(BaseModule):
     candidates entering the cycle, not only over V^sel (see
     ``dcfs_statistic``).
 
+    The retrieval may land on another view of A instead of F_A itself:
+    ``feat_return`` = F of A translated by ``return_shift`` cells (see
+    :mod:`~mmcyc.models.utils.shifted_view`, which says why). The start
+    cells are then mapped into that view, and cells shifted out of it leave
+    the cycle.
+
     Call order::
 
-        loss(feat_a, feat_b, cam_a, shared)
-            -> forward(feat_a, feat_b, cam_a, shared)
+        loss(feat_a, feat_b, cam_a, shared[, feat_return, return_shift])
+            -> forward(feat_a, feat_b, cam_a, shared, ...)
                  select_positions (beta1, max_selected,
                                    selection_buffer)     -> index, valid
                  gather_vectors(F_A)                    -> V_(x,y)
                  propagate(V_(x,y), F_B)  (Eq. 3-5)     -> V_i
-                 retrieve(V_i, F_A)       (Eq. 6-7)     -> log W^b
+                 retrieve(V_i, F_A or F_A')  (Eq. 6-7)  -> log W^b
+                 [shift_positions: index, valid in A']
             -> loss_by_feat(log W^b, index, valid, num_candidates, (h, w))
                  cycle_consistency_loss (beta2, Eq. 8, 10-11)
                  -> {loss_cyc, cyc_num_selected, cyc_num_rejected,
@@ -192,8 +200,13 @@ class CycleConsistencyHead(BaseModule):
                 'PairedVOCDataset)')
 
     def forward(
-        self, feat_a: torch.Tensor, feat_b: torch.Tensor,
-        cam_a: torch.Tensor, shared: torch.Tensor
+        self,
+        feat_a: torch.Tensor,
+        feat_b: torch.Tensor,
+        cam_a: torch.Tensor,
+        shared: torch.Tensor,
+        feat_return: Optional[torch.Tensor] = None,
+        return_shift: Optional[torch.Tensor] = None
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Selection and the A -> B -> A cycle (Eq. 3-7), in fp32.
 
@@ -202,17 +215,33 @@ class CycleConsistencyHead(BaseModule):
             feat_b (Tensor): ``F_B``, shape (N, D, h_b, w_b).
             cam_a (Tensor): Normalised CAM of A (Eq. 2), shape (N, C, h, w).
             shared (Tensor): Multi-hot classes of both A and B, shape (N, C).
+            feat_return (Tensor, optional): ``F_A'``, F of A translated by
+                ``return_shift`` cells, shape (N, D, h, w): the retrieval's
+                view. Defaults to None: ``F_A`` (the paper).
+            return_shift (Tensor, optional): ``(dy, dx)`` cells per pair,
+                shape (N, 2); given exactly when ``feat_return`` is.
 
         Returns:
             tuple[Tensor, Tensor, Tensor, Tensor]:
 
-            - log_wb: ``log W^b``, shape (N, S, h * w), fp32.
-            - index: flat start positions, shape (N, S).
+            - log_wb: ``log W^b`` over the return view, shape (N, S, h * w),
+              fp32.
+            - index: flat start positions in the return view, shape (N, S).
             - valid: real entries of ``index``, shape (N, S), bool.
             - num_candidates: positions above ``beta1`` per pair, before
               ``max_selected``, shape (N, ).
         """
         self._check_inputs(feat_a, feat_b, cam_a, shared)
+        if (feat_return is None) != (return_shift is None):
+            raise ValueError('feat_return and return_shift go together: give '
+                             'both or neither')
+        if feat_return is not None and (
+                feat_return.shape != feat_a.shape
+                or return_shift.shape != (feat_a.shape[0], 2)):
+            raise ValueError(
+                f'feat_return must be shaped like feat_a '
+                f'{tuple(feat_a.shape)} and return_shift (N, 2), got '
+                f'{tuple(feat_return.shape)} and {tuple(return_shift.shape)}')
         index, valid, num_candidates = select_positions(
             cam_a.detach(), shared, self.beta1, self.max_selected,
             fixed_size=self.selection_buffer == 'fixed')
@@ -221,8 +250,14 @@ class CycleConsistencyHead(BaseModule):
             vectors = gather_vectors(feat_a, index)  # (N, S, D)
             neighbours = propagate(vectors, feat_b, self.alpha,
                                    self.eps)  # (N, S, D)
-            log_wb = retrieve(neighbours, feat_a, self.alpha,
-                              self.eps)  # (N, S, h * w)
+            if feat_return is None:
+                log_wb = retrieve(neighbours, feat_a, self.alpha,
+                                  self.eps)  # (N, S, h * w)
+            else:
+                log_wb = retrieve(neighbours, feat_return.float(), self.alpha,
+                                  self.eps)  # (N, S, h * w)
+                index, valid = shift_positions(index, valid, return_shift,
+                                               tuple(feat_a.shape[2:]))
         return log_wb, index, valid, num_candidates
 
     def loss_by_feat(self, log_wb: torch.Tensor, index: torch.Tensor,
@@ -265,11 +300,16 @@ class CycleConsistencyHead(BaseModule):
             'cyc_num_candidates': num_candidates.sum().float(),
         }
 
-    def loss(self, feat_a: torch.Tensor, feat_b: torch.Tensor,
+    def loss(self,
+             feat_a: torch.Tensor,
+             feat_b: torch.Tensor,
              cam_a: torch.Tensor,
-             shared: torch.Tensor) -> Dict[str, torch.Tensor]:
+             shared: torch.Tensor,
+             feat_return: Optional[torch.Tensor] = None,
+             return_shift: Optional[torch.Tensor] = None
+             ) -> Dict[str, torch.Tensor]:
         """``loss_by_feat(*forward(...))``; see the two for the arguments."""
         log_wb, index, valid, num_candidates = self.forward(
-            feat_a, feat_b, cam_a, shared)
+            feat_a, feat_b, cam_a, shared, feat_return, return_shift)
         return self.loss_by_feat(log_wb, index, valid, num_candidates,
                                  tuple(feat_a.shape[2:]))

@@ -13,6 +13,7 @@ from mmseg.structures import SegDataSample
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import cam_to_grid, mask_cam_by_label, normalize_cam
+from ..utils.shifted_view import draw_shifts, shift_images
 
 SampleList = List[SegDataSample]
 
@@ -156,6 +157,9 @@ class CyCSNet(BaseModel):
             -> normalize_cam (Eq. 2)       -> CAM_A      (N, C, h, w)
         head.loss(F_A, F_B, CAM_A, shared) -> loss_cyc (Eq. 3-8, 10-11) and
                                               the DCFS statistics
+        (return_shift = m > 0: A' = A translated by (dy, dx) cells drawn in
+         [-m, m]^2 per pair goes through the backbone with A and B, and the
+         cycle returns to F_A' instead of F_A; see ``shifted_view``)
         cls branch(F_A and F_B)            -> loss_cls x lambda (Eq. 12-13)
 
     ``mode='tensor'`` returns F's feature map (N, D, h, w), the input of CAM
@@ -196,6 +200,14 @@ class CyCSNet(BaseModel):
         feature_index (int): Which backbone output is F. Defaults to -1.
         dropout_ratio (float): Dropout2d of the classification branch.
         loss_cls (dict): L_cls config; its ``loss_weight`` is lambda (0.1).
+        return_shift (int): m, the largest translation in cells of the
+            return view A' (:mod:`~mmcyc.models.utils.shifted_view`). 0
+            (default) returns to A itself, the paper's cycle, which a
+            feature map coding absolute position solves without any
+            correspondence; m > 0 costs one more backbone pass per pair.
+        feature_stride (int): F's stride in pixels, by which the shifts are
+            scaled; the input (H, W) must give F's grid ``ceil(H / s)``.
+            Defaults to 8.
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -213,6 +225,8 @@ class CyCSNet(BaseModel):
                  dropout_ratio: float = 0.5,
                  loss_cls: dict = dict(
                      type='MultiLabelSoftMarginLoss', loss_weight=0.1),
+                 return_shift: int = 0,
+                 feature_stride: int = 8,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if cam_source not in CAM_SOURCES:
@@ -236,8 +250,16 @@ class CyCSNet(BaseModel):
                 f'cam_classifier_checkpoint {cam_classifier_checkpoint} would '
                 'be unused: without cam_classifier it only initialises F; set '
                 'init_from_classifier=True or drop the checkpoint')
+        for key, value, low in (('return_shift', return_shift, 0),
+                                ('feature_stride', feature_stride, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    value < low:
+                raise ValueError(
+                    f'model.{key} must be an int >= {low}, got {value!r}')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.return_shift = return_shift
+        self.feature_stride = feature_stride
         self.cam_source = cam_source
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
@@ -388,7 +410,26 @@ class CyCSNet(BaseModel):
         labels = self._stack(data_samples, 'gt_img_label').to(inputs.device)
         shared = self._stack(data_samples[:num_pairs],
                              'gt_shared_label').to(inputs.device)
-        feats = self.extract_feat(inputs)  # (2N, D, h, w)
+        return_view = {}
+        if self.return_shift:
+            shift = draw_shifts(num_pairs, self.return_shift,
+                                inputs.device)  # (N, 2) cells
+            views = shift_images(inputs[:num_pairs],
+                                 shift * self.feature_stride)  # (N, 3, H, W)
+            feats = self.extract_feat(torch.cat([inputs, views]))  # (3N, ...)
+            return_view = dict(feat_return=feats[2 * num_pairs:],
+                               return_shift=shift)
+            feats = feats[:2 * num_pairs]
+            grid = tuple(-(-v // self.feature_stride)
+                         for v in inputs.shape[2:])
+            if tuple(feats.shape[2:]) != grid:
+                raise ValueError(
+                    f'model.return_shift needs F on the stride-'
+                    f'{self.feature_stride} grid {grid} of the '
+                    f'{tuple(inputs.shape[2:])} input, got '
+                    f'{tuple(feats.shape[2:])}: set model.feature_stride')
+        else:
+            feats = self.extract_feat(inputs)  # (2N, D, h, w)
         feat_a, feat_b = feats[:num_pairs], feats[num_pairs:]
         if self.cam_source == 'disk':
             cam_a = self.stored_cam_a(data_samples[:num_pairs],
@@ -397,7 +438,7 @@ class CyCSNet(BaseModel):
         else:
             cam_a = self.cam_a(inputs[:num_pairs], labels[:num_pairs],
                                feats.shape[2:])  # (N, C, h, w)
-        losses = self.head.loss(feat_a, feat_b, cam_a, shared)
+        losses = self.head.loss(feat_a, feat_b, cam_a, shared, **return_view)
         pooled = F.adaptive_avg_pool2d(self.dropout(feats), 1)  # (2N, D, 1, 1)
         logits = self.classifier(pooled).flatten(1)  # (2N, C)
         losses[self.loss_cls.loss_name] = self.loss_cls(logits, labels)

@@ -9,17 +9,21 @@ LOG_KEYS = ('cyc_num_selected', 'cyc_num_rejected', 'cyc_wb_mean',
 
 
 def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
-                      beta2=0.0, radius=5):
+                      beta2=0.0, radius=5, feat_r=None, shift=None):
     """Eq. 3-11 one position at a time, with a dense Eq. 10-11 mask.
 
     Returns ``{(n, p): (W^b, loss term or None)}`` for every position p of A
     above ``beta1``; the term is None for positions DCFS rejects. The max
-    is guarded as the head documents: divide by ``max(|max|, 1e-6)``.
+    is guarded as the head documents: divide by ``max(|max|, 1e-6)``. With
+    a return view ``feat_r`` (A shifted by ``shift`` cells) the retrieval
+    runs on it, p is keyed by its cell in that view, and starts shifted out
+    of the view are left out.
     """
     _, _, height, width = feat_a.shape
     out = {}
     for n in range(feat_a.shape[0]):
         flat_a, flat_b = feat_a[n].flatten(1), feat_b[n].flatten(1)
+        flat_r = flat_a if feat_r is None else feat_r[n].flatten(1)
         for p in range(height * width):
             y, x = divmod(p, width)
             cams = [cam_a[n, c, y, x] for c in range(cam_a.shape[1])
@@ -27,10 +31,15 @@ def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
             if max(cams) <= beta1:
                 continue
             v = flat_a[:, p]
+            if feat_r is not None:
+                y, x = y + shift[n][0], x + shift[n][1]
+                if not (0 <= y < height and 0 <= x < width):
+                    continue
+                p = y * width + x
             wf = v @ flat_b  # Eq. 3
             wf = torch.softmax(alpha * wf / max(wf.max().abs(), 1e-6), 0)
             vi = flat_b @ wf  # Eq. 5
-            wb = vi @ flat_a  # Eq. 6
+            wb = vi @ flat_r  # Eq. 6
             logits = alpha * wb / max(wb.max().abs(), 1e-6)  # Eq. 7
             wb, log_wb = torch.softmax(logits, 0), torch.log_softmax(logits, 0)
             term = None
@@ -272,3 +281,64 @@ def test_fixed_selection_buffer_forward_shapes():
                                                                           25)
     with pytest.raises(ValueError, match=r"'exact' or 'fixed', got 'auto'"):
         CycleConsistencyHead(selection_buffer='auto')
+
+
+def test_return_view_matches_brute_force():
+    head = CycleConsistencyHead()
+    feat_a, feat_b, cam_a, shared = make_inputs(seed=7, size=(5, 6))
+    feat_r = torch.rand(feat_a.shape, generator=torch.Generator().manual_seed(
+        8))
+    shift = torch.tensor([[1, -2], [0, 3]])
+    ref = brute_force_cycle(feat_a, feat_b, cam_a, shared, feat_r=feat_r,
+                            shift=shift.tolist())
+    log_wb, index, valid, num_candidates = head(
+        feat_a, feat_b, cam_a, shared, feat_return=feat_r,
+        return_shift=shift)
+    seen = {(n, index[n, s].item()) for n, s in valid.nonzero().tolist()}
+    assert seen == set(ref)
+    for n, s in valid.nonzero().tolist():
+        wb = ref[(n, index[n, s].item())][0]
+        assert torch.allclose(log_wb[n, s].exp(), wb, rtol=1e-4, atol=1e-6)
+    losses = head.loss(feat_a, feat_b, cam_a, shared, feat_return=feat_r,
+                       return_shift=shift)
+    expected = torch.stack([t for _, t in ref.values()]).mean()
+    assert torch.allclose(losses['loss_cyc'], expected, rtol=1e-5)
+    # the starts shifted out of the view leave the cycle, not the count of
+    # candidates above beta1
+    plain = brute_force_cycle(feat_a, feat_b, cam_a, shared)
+    assert losses['cyc_num_candidates'] == len(plain) > len(ref)
+    assert losses['cyc_wb_count'] == len(ref)
+
+
+def test_position_codes_solve_the_plain_cycle_but_not_the_shifted_one():
+    """Features that code only a cell's absolute position (the same one-hot
+    code in every image, whatever it shows) bring the plain A -> B -> A
+    cycle back to its start; A' shifted by one cell shows the walk missing
+    its start, since the content moved and the codes did not."""
+    height, width = 4, 4
+    code = torch.eye(height * width).view(1, height * width, height, width)
+    feat_a, feat_b = code.clone(), code.clone()
+    cam_a = torch.ones(1, 1, height, width)
+    shared = torch.ones(1, 1)
+    head = CycleConsistencyHead(alpha=20.0)
+    plain = head.loss(feat_a, feat_b, cam_a, shared)
+    assert plain['cyc_wb_mean'] > 0.99
+    shift = torch.tensor([[1, 1]])
+    shifted = head.loss(feat_a, feat_b, cam_a, shared, feat_return=code,
+                        return_shift=shift)
+    assert shifted['cyc_wb_mean'] < 0.01
+    # features that follow the content (A' = A moved by the shift) return
+    moved = torch.roll(code, shifts=(1, 1), dims=(2, 3))
+    content = head.loss(feat_a, feat_b, cam_a, shared, feat_return=moved,
+                        return_shift=shift)
+    assert content['cyc_wb_mean'] > 0.99
+
+
+def test_return_view_bad_inputs():
+    head = CycleConsistencyHead()
+    feat_a, feat_b, cam_a, shared = make_inputs()
+    with pytest.raises(ValueError, match='give both or neither'):
+        head.loss(feat_a, feat_b, cam_a, shared, feat_return=feat_a)
+    with pytest.raises(ValueError, match=r'shaped like feat_a \(2, 4, 5, 5\)'):
+        head.loss(feat_a, feat_b, cam_a, shared, feat_return=feat_a[:, :2],
+                  return_shift=torch.zeros(2, 2, dtype=torch.long))

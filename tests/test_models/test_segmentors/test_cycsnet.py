@@ -373,3 +373,49 @@ def test_stored_cam_a_is_psa_average_pooled(classifier_ckpt, monkeypatch):
     # where point sampling would take cell (0, 0) only
     assert (seen['cam_a'][0, 0] > 0.3).nonzero().tolist() == [[0, 1]]
     assert (point[0, 0] > 0.3).nonzero().tolist() == [[0, 0]]
+
+
+def test_return_shift_feeds_the_head_f_of_the_shifted_a(classifier_ckpt,
+                                                         monkeypatch):
+    from mmcyc.models.utils.shifted_view import shift_images
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0], return_shift=2))
+    model.eval()  # BN on running statistics: features independent per image
+    seen = {}
+    real_loss = model.head.loss
+
+    def spy(feat_a, feat_b, cam_a, shared, **kwargs):
+        seen.update(kwargs, feat_a=feat_a)
+        return real_loss(feat_a, feat_b, cam_a, shared, **kwargs)
+
+    monkeypatch.setattr(model.head, 'loss', spy)
+    inputs, samples = pair_batch(size=32)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        losses = model.loss(inputs, samples)
+        shift = seen['return_shift']
+        assert shift.shape == (2, 2) and shift.abs().max() <= 2
+        views = shift_images(inputs[:2], shift * 8)
+        expected = model.extract_feat(views)
+        plain = model.extract_feat(inputs[:2])
+    assert torch.allclose(seen['feat_return'], expected, atol=1e-5)
+    assert torch.allclose(seen['feat_a'], plain, atol=1e-5)
+    assert torch.isfinite(losses['loss_cyc'])
+    # the classification loss sees A and B only, as without the view
+    torch.manual_seed(3)
+    with torch.no_grad():
+        reference = build_loaded(cycsnet_cfg(classifier_ckpt[0])).eval()
+        reference.load_state_dict(model.state_dict())
+        assert torch.allclose(
+            reference.loss(inputs, samples)['loss_cls'], losses['loss_cls'])
+
+
+def test_return_shift_settings_are_checked(classifier_ckpt):
+    for key, value in (('return_shift', -1), ('return_shift', 1.5),
+                       ('feature_stride', 0)):
+        with pytest.raises(ValueError, match=f'model.{key} must be an int'):
+            MODELS.build(cycsnet_cfg(classifier_ckpt[0], **{key: value}))
+    model = build_loaded(
+        cycsnet_cfg(classifier_ckpt[0], return_shift=1, feature_stride=4))
+    inputs, samples = pair_batch(size=32)
+    with pytest.raises(ValueError, match=r'stride-4 grid \(8, 8\)'):
+        model.loss(inputs, samples)
