@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 from ..utils.cycle_consistency import (cycle_consistency_loss,
                                        distance_mask_offsets, gather_vectors,
                                        propagate, retrieve, select_positions)
-from ..utils.shifted_view import shift_positions
+from ..utils.cycle_views import shift_positions
 
 
 @MODELS.register_module()
@@ -27,9 +27,10 @@ class CycleConsistencyHead(BaseModule):
     ``dcfs_statistic``).
 
     The retrieval may land on another view of A instead of F_A itself:
-    ``feat_return`` = F of A translated by ``return_shift`` cells (see
-    :mod:`~mmcyc.models.utils.shifted_view`, which says why). The start
-    cells are then mapped into that view, and cells shifted out of it leave
+    ``feat_return`` = F of another crop of A, whose cell ``(i, j) +
+    return_shift`` shows cell (i, j) of the start view (see
+    :mod:`~mmcyc.models.utils.cycle_views`, which says why). The start
+    cells are then mapped into that view, and cells it does not show leave
     the cycle.
 
     Call order::
@@ -215,9 +216,10 @@ class CycleConsistencyHead(BaseModule):
             feat_b (Tensor): ``F_B``, shape (N, D, h_b, w_b).
             cam_a (Tensor): Normalised CAM of A (Eq. 2), shape (N, C, h, w).
             shared (Tensor): Multi-hot classes of both A and B, shape (N, C).
-            feat_return (Tensor, optional): ``F_A'``, F of A translated by
-                ``return_shift`` cells, shape (N, D, h, w): the retrieval's
-                view. Defaults to None: ``F_A`` (the paper).
+            feat_return (Tensor, optional): ``F_A'``, F of another crop of
+                A, shape (N, D, h, w), whose cell ``(i, j) + return_shift``
+                shows cell (i, j) of ``feat_a``: the retrieval's view.
+                Defaults to None: ``F_A`` (the paper).
             return_shift (Tensor, optional): ``(dy, dx)`` cells per pair,
                 shape (N, 2); given exactly when ``feat_return`` is.
 

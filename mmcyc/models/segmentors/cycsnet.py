@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import cam_to_grid, mask_cam_by_label, normalize_cam
-from ..utils.shifted_view import draw_shifts, shift_images
+from ..utils.cycle_views import crop_images, draw_offsets
 
 SampleList = List[SegDataSample]
 
@@ -157,9 +157,10 @@ class CyCSNet(BaseModel):
             -> normalize_cam (Eq. 2)       -> CAM_A      (N, C, h, w)
         head.loss(F_A, F_B, CAM_A, shared) -> loss_cyc (Eq. 3-8, 10-11) and
                                               the DCFS statistics
-        (return_shift = m > 0: A' = A translated by (dy, dx) cells drawn in
-         [-m, m]^2 per pair goes through the backbone with A and B, and the
-         cycle returns to F_A' instead of F_A; see ``shifted_view``)
+        (return_shift = m > 0: A, B and a second crop A' of A, each cropped
+         by m cells at an offset in {0..m}^2 cells drawn per image, go
+         through the backbone together; the cycle starts in the first crop
+         of A and returns to F_A'; see ``cycle_views``)
         cls branch(F_A and F_B)            -> loss_cls x lambda (Eq. 12-13)
 
     ``mode='tensor'`` returns F's feature map (N, D, h, w), the input of CAM
@@ -200,10 +201,11 @@ class CyCSNet(BaseModel):
         feature_index (int): Which backbone output is F. Defaults to -1.
         dropout_ratio (float): Dropout2d of the classification branch.
         loss_cls (dict): L_cls config; its ``loss_weight`` is lambda (0.1).
-        return_shift (int): m, the largest translation in cells of the
-            return view A' (:mod:`~mmcyc.models.utils.shifted_view`). 0
-            (default) returns to A itself, the paper's cycle, which a
-            feature map coding absolute position solves without any
+        return_shift (int): m, in cells: the cycle starts in one crop of A
+            and returns to another (:mod:`~mmcyc.models.utils.cycle_views`),
+            both ``m * feature_stride`` pixels smaller than the input, as is
+            B's crop. 0 (default) returns to A itself, the paper's cycle,
+            which a feature map coding absolute position solves without any
             correspondence; m > 0 costs one more backbone pass per pair.
         feature_stride (int): F's stride in pixels, by which the shifts are
             scaled; the input (H, W) must give F's grid ``ceil(H / s)``.
@@ -351,9 +353,14 @@ class CyCSNet(BaseModel):
         return normalize_cam(mask_cam_by_label(cam, labels_a))
 
     @torch.no_grad()
-    def stored_cam_a(self, data_samples_a: SampleList,
-                     labels_a: torch.Tensor, input_size: Sequence[int],
-                     size: Sequence[int]) -> torch.Tensor:
+    def stored_cam_a(self,
+                     data_samples_a: SampleList,
+                     labels_a: torch.Tensor,
+                     input_size: Sequence[int],
+                     size: Sequence[int],
+                     offset_px: Optional[torch.Tensor] = None,
+                     crop_size: Optional[Sequence[int]] = None
+                     ) -> torch.Tensor:
         """CAM_A from the stored CAMs of A (``cam_source='disk'``).
 
         Each ``gt_cam`` (C, H_i, W_i) is zero-padded (or cropped) at the
@@ -371,6 +378,11 @@ class CyCSNet(BaseModel):
             labels_a (Tensor): A's multi-hot labels, shape (N, C).
             input_size (Sequence[int]): The batch's input (H, W).
             size (Sequence[int]): F's (h, w).
+            offset_px (Tensor, optional): (N, 2) pixel offsets of the crops
+                of A that F saw (``return_shift``); the CAMs are cropped
+                the same way, to ``crop_size``, before the grid. Defaults to
+                None: no crop.
+            crop_size (Sequence[int], optional): (h', w') of those crops.
 
         Returns:
             Tensor: (N, C, h, w) normalised CAMs, zero for absent classes.
@@ -384,6 +396,8 @@ class CyCSNet(BaseModel):
             fit_to_size(s.gt_cam.data.to(labels_a.device).float(), input_size)
             for s in data_samples_a
         ])  # (N, C, H, W)
+        if offset_px is not None:
+            cam = crop_images(cam, offset_px, crop_size)  # (N, C, h', w')
         if cam.shape[1] != self.num_classes:
             raise ValueError(
                 f'gt_cam has {cam.shape[1]} channels but the model has '
@@ -410,23 +424,33 @@ class CyCSNet(BaseModel):
         labels = self._stack(data_samples, 'gt_img_label').to(inputs.device)
         shared = self._stack(data_samples[:num_pairs],
                              'gt_shared_label').to(inputs.device)
-        return_view = {}
+        return_view, crop, offset_a = {}, None, None
+        images_a = inputs[:num_pairs]
         if self.return_shift:
-            shift = draw_shifts(num_pairs, self.return_shift,
-                                inputs.device)  # (N, 2) cells
-            views = shift_images(inputs[:num_pairs],
-                                 shift * self.feature_stride)  # (N, 3, H, W)
-            feats = self.extract_feat(torch.cat([inputs, views]))  # (3N, ...)
-            return_view = dict(feat_return=feats[2 * num_pairs:],
-                               return_shift=shift)
-            feats = feats[:2 * num_pairs]
-            grid = tuple(-(-v // self.feature_stride)
+            stride = self.feature_stride
+            crop = tuple(v - stride * self.return_shift
                          for v in inputs.shape[2:])
+            if min(crop) < stride:
+                raise ValueError(
+                    f'model.return_shift={self.return_shift} crops '
+                    f'{stride * self.return_shift} pixels off the '
+                    f'{tuple(inputs.shape[2:])} inputs: nothing is left')
+            # start crops of A, crops of B, return crops of A
+            offsets = draw_offsets(3 * num_pairs, self.return_shift)  # cells
+            views = crop_images(
+                torch.cat([inputs, images_a]), offsets * stride, crop)
+            feats = self.extract_feat(views)  # (3N, D, h, w)
+            return_view = dict(
+                feat_return=feats[2 * num_pairs:],
+                return_shift=(offsets[:num_pairs] -
+                              offsets[2 * num_pairs:]).to(inputs.device))
+            feats, images_a = feats[:2 * num_pairs], views[:num_pairs]
+            offset_a = offsets[:num_pairs] * stride
+            grid = tuple(-(-v // stride) for v in crop)
             if tuple(feats.shape[2:]) != grid:
                 raise ValueError(
-                    f'model.return_shift needs F on the stride-'
-                    f'{self.feature_stride} grid {grid} of the '
-                    f'{tuple(inputs.shape[2:])} input, got '
+                    f'model.return_shift needs F on the stride-{stride} grid '
+                    f'{grid} of the {crop} crops, got '
                     f'{tuple(feats.shape[2:])}: set model.feature_stride')
         else:
             feats = self.extract_feat(inputs)  # (2N, D, h, w)
@@ -434,9 +458,10 @@ class CyCSNet(BaseModel):
         if self.cam_source == 'disk':
             cam_a = self.stored_cam_a(data_samples[:num_pairs],
                                       labels[:num_pairs], inputs.shape[2:],
-                                      feats.shape[2:])  # (N, C, h, w)
+                                      feats.shape[2:], offset_a,
+                                      crop)  # (N, C, h, w)
         else:
-            cam_a = self.cam_a(inputs[:num_pairs], labels[:num_pairs],
+            cam_a = self.cam_a(images_a, labels[:num_pairs],
                                feats.shape[2:])  # (N, C, h, w)
         losses = self.head.loss(feat_a, feat_b, cam_a, shared, **return_view)
         pooled = F.adaptive_avg_pool2d(self.dropout(feats), 1)  # (2N, D, 1, 1)

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
+from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 import mmcyc  # noqa: F401
@@ -375,38 +376,60 @@ def test_stored_cam_a_is_psa_average_pooled(classifier_ckpt, monkeypatch):
     assert (point[0, 0] > 0.3).nonzero().tolist() == [[0, 0]]
 
 
-def test_return_shift_feeds_the_head_f_of_the_shifted_a(classifier_ckpt,
-                                                         monkeypatch):
-    from mmcyc.models.utils.shifted_view import shift_images
-    model = build_loaded(cycsnet_cfg(classifier_ckpt[0], return_shift=2))
+def test_return_shift_feeds_the_head_two_crops_of_a(classifier_ckpt,
+                                                     monkeypatch):
+    from mmcyc.models.utils.cycle_views import crop_images
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0], return_shift=1))
     model.eval()  # BN on running statistics: features independent per image
     seen = {}
     real_loss = model.head.loss
 
     def spy(feat_a, feat_b, cam_a, shared, **kwargs):
-        seen.update(kwargs, feat_a=feat_a)
+        seen.update(kwargs, feat_a=feat_a, feat_b=feat_b, cam_a=cam_a)
         return real_loss(feat_a, feat_b, cam_a, shared, **kwargs)
 
     monkeypatch.setattr(model.head, 'loss', spy)
     inputs, samples = pair_batch(size=32)
     torch.manual_seed(3)
-    with torch.no_grad():
-        losses = model.loss(inputs, samples)
-        shift = seen['return_shift']
-        assert shift.shape == (2, 2) and shift.abs().max() <= 2
-        views = shift_images(inputs[:2], shift * 8)
-        expected = model.extract_feat(views)
-        plain = model.extract_feat(inputs[:2])
-    assert torch.allclose(seen['feat_return'], expected, atol=1e-5)
-    assert torch.allclose(seen['feat_a'], plain, atol=1e-5)
-    assert torch.isfinite(losses['loss_cyc'])
-    # the classification loss sees A and B only, as without the view
+    offsets = torch.randint(0, 2, (6, 2))  # what the model draws next
     torch.manual_seed(3)
     with torch.no_grad():
-        reference = build_loaded(cycsnet_cfg(classifier_ckpt[0])).eval()
-        reference.load_state_dict(model.state_dict())
-        assert torch.allclose(
-            reference.loss(inputs, samples)['loss_cls'], losses['loss_cls'])
+        losses = model.loss(inputs, samples)
+        crops = crop_images(torch.cat([inputs, inputs[:2]]), offsets * 8,
+                            (24, 24))
+        feats = model.extract_feat(crops)  # (6, D, 3, 3)
+        labels = torch.stack([s.gt_img_label for s in samples[:2]])
+        cam = model.cam_a(crops[:2], labels, (3, 3))
+    assert torch.equal(seen['return_shift'], offsets[:2] - offsets[4:])
+    assert torch.allclose(seen['feat_a'], feats[:2], atol=1e-5)
+    assert torch.allclose(seen['feat_b'], feats[2:4], atol=1e-5)
+    assert torch.allclose(seen['feat_return'], feats[4:], atol=1e-5)
+    assert torch.allclose(seen['cam_a'], cam, atol=1e-6)
+    assert torch.isfinite(losses['loss_cyc'])
+    # the classification loss sees the crops of A and B
+    logits = model.classifier(feats[:4].mean((2, 3), keepdim=True)).flatten(1)
+    expected = 0.1 * F.multilabel_soft_margin_loss(
+        logits, torch.stack([s.gt_img_label for s in samples]))
+    assert torch.allclose(losses['loss_cls'], expected, atol=1e-6)
+
+
+def test_return_shift_crops_the_stored_cams_like_the_images(classifier_ckpt):
+    from mmcyc.models.utils.cycle_views import crop_images
+    model = build_loaded(
+        cycsnet_cfg(classifier_ckpt[0], return_shift=1, cam_source='disk'))
+    inputs, samples = pair_batch(size=32)
+    gen = torch.Generator().manual_seed(0)
+    for sample in samples:
+        sample.gt_cam = PixelData(data=torch.rand(4, 32, 32, generator=gen))
+    labels = torch.stack([s.gt_img_label for s in samples[:2]])
+    offset = torch.tensor([[8, 0], [0, 8]])
+    got = model.stored_cam_a(samples[:2], labels, (32, 32), (3, 3), offset,
+                             (24, 24))
+    full = torch.stack([s.gt_cam.data for s in samples[:2]])
+    cropped = crop_images(full, offset, (24, 24))
+    expected = normalize_cam(mask_cam_by_label(
+        F.avg_pool2d(cropped, 8), labels))
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 def test_return_shift_settings_are_checked(classifier_ckpt):
@@ -417,5 +440,8 @@ def test_return_shift_settings_are_checked(classifier_ckpt):
     model = build_loaded(
         cycsnet_cfg(classifier_ckpt[0], return_shift=1, feature_stride=4))
     inputs, samples = pair_batch(size=32)
-    with pytest.raises(ValueError, match=r'stride-4 grid \(8, 8\)'):
+    with pytest.raises(ValueError, match=r'stride-4 grid \(7, 7\)'):
+        model.loss(inputs, samples)
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0], return_shift=4))
+    with pytest.raises(ValueError, match='nothing is left'):
         model.loss(inputs, samples)
