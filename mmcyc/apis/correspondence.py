@@ -37,7 +37,8 @@ from mmengine.utils import ProgressBar
 from mmcyc.datasets.synthvoc import NUM_PARTS, decode_part_map, load_part_map
 from mmcyc.evaluation.functional.correspondence import (
     MIN_FRACTION, cells_to_grid, correspondence_hits, correspondence_summary,
-    part_cells, reference_mask)
+    counted_references, part_cells, reference_mask)
+from mmcyc.evaluation.functional.peak_shortcuts import peak_shortcut_counts
 from mmcyc.utils import CAMStore, cam_name
 
 Pair = Tuple[str, str]
@@ -96,7 +97,8 @@ class _ImageCells:
     """Per-image inputs of the counting, computed once per name.
 
     ``self(name)`` returns a dict with ``feat`` (D, h, w) fp32 on the
-    device, ``cam`` (C, h, w) and ``parts`` (C, P, h, w) on F's grid,
+    device, ``cam`` (C, h, w), ``parts`` (C, P, h, w) and ``objects`` (h, w,
+    the fraction of each cell on an object of any class) on F's grid,
     ``img_path`` and ``size`` (H, W). Everything of every image asked for
     stays cached: part maps exist only for SynthVOC, whose images are small
     (96 x 96: 12 x 12 cells).
@@ -155,10 +157,12 @@ class _ImageCells:
             torch.from_numpy(class_id).to(self.device),
             torch.from_numpy(role).to(self.device), self.num_classes,
             self.num_parts, self.stride)  # (C, P, h, w)
+        objects = torch.from_numpy(class_id > 0).to(self.device, torch.float32)
         return dict(
             feat=feat,
             cam=cells_to_grid(cam.to(self.device), self.stride),  # (C, h, w)
             parts=parts,
+            objects=cells_to_grid(objects, self.stride),  # (h, w)
             img_path=img_path,
             size=size)
 
@@ -218,7 +222,12 @@ def evaluate_correspondence(model: nn.Module,
         ``count``, ``per_class`` (see :func:`~mmcyc.evaluation.functional.
         correspondence.correspondence_summary`), ``pairs`` (number of
         pairs), ``pairs_counted`` (pairs with at least one reference
-        counted) and ``images`` (distinct images).
+        counted), ``images`` (distinct images), and where the counted
+        references peak (:mod:`~mmcyc.evaluation.functional.peak_shortcuts`,
+        percent of the counted reference cells, nan without any):
+        ``peak_same_cell`` and ``peak_background`` for the raw products,
+        ``peak_same_cell_cosine`` and ``peak_background_cosine`` for cosine
+        similarities.
     """
     device = torch.device(device) if device is not None else \
         _model_device(model)
@@ -227,6 +236,8 @@ def evaluate_correspondence(model: nn.Module,
     hits = torch.zeros((cells.num_classes, num_parts), dtype=torch.long,
                        device=device)
     counts = torch.zeros_like(hits)
+    # [same cell, background, references] for the raw products, the cosine
+    shortcuts = torch.zeros((2, 3), dtype=torch.long, device=device)
     counted = 0
     print_log(f'correspondence: {len(pairs)} pairs, beta1 {beta1}, stride '
               f'{stride}, on {device}', logger=logger)
@@ -241,6 +252,12 @@ def evaluate_correspondence(model: nn.Module,
         hits += pair_hits
         counts += pair_counts
         counted += int(pair_counts.sum() > 0)
+        refs = counted_references(s['cam'], s['parts'], t['parts'], beta1,
+                                  min_fraction)  # (C, P, h_s * w_s)
+        cells_st = refs.any(dim=0).any(dim=0).nonzero().flatten()  # (S, )
+        for row, cosine in enumerate((False, True)):
+            shortcuts[row] += peak_shortcut_counts(
+                s['feat'], cells_st, t['feat'], t['objects'], cosine)
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -249,9 +266,19 @@ def evaluate_correspondence(model: nn.Module,
         hits, counts, _class_names(dataset, cells.num_classes))
     result.update(pairs=len(pairs), pairs_counted=counted,
                   images=len(cells.cache))
+    for row, suffix in enumerate(('', '_cosine')):
+        same, background, total = shortcuts[row].tolist()
+        result[f'peak_same_cell{suffix}'] = \
+            100.0 * same / total if total else float('nan')
+        result[f'peak_background{suffix}'] = \
+            100.0 * background / total if total else float('nan')
     print_log(f'correspondence accuracy {result["acc"]:.2f} % '
               f'({result["hits"]} / {result["count"]} references of '
-              f'{counted} of {len(pairs)} pairs, {len(cells.cache)} images)',
+              f'{counted} of {len(pairs)} pairs, {len(cells.cache)} images); '
+              f'peaks at the own cell {result["peak_same_cell"]:.1f} % '
+              f'(cosine {result["peak_same_cell_cosine"]:.1f} %), on the '
+              f'background {result["peak_background"]:.1f} % (cosine '
+              f'{result["peak_background_cosine"]:.1f} %)',
               logger=logger)
     return result
 

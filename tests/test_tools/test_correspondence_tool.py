@@ -116,6 +116,32 @@ def test_oracle_features_find_their_parts(dataset, stage_inputs,
         result['hits']
     assert all(c['count'] == sum(p['count'] for p in c['per_part'])
                for c in result['per_class'].values())
+    # peaks on the reference's own part, i.e. on an object; a few part cells
+    # are mostly background (thin parts). (The oracle's cosines tie: every
+    # cell touching the part has the same direction.)
+    assert result['peak_background'] <= 10.0
+
+
+class PositionOracle(PartOracle):
+    """F = a one-hot code of each cell's position, the same in every image:
+    the shortcut that solves the paper's cycle without any match."""
+
+    def forward(self, inputs, mode='tensor'):
+        height, width = (-(-v // 8) for v in inputs.shape[-2:])
+        code = torch.eye(height * width).view(height * width, height, width)
+        return code[None]  # (1, h * w, h, w)
+
+
+def test_position_code_peaks_at_its_own_cell(dataset, stage_inputs,
+                                             tiny_synthvoc):
+    _, _, _, cam_dir = stage_inputs
+    result = evaluate_correspondence(
+        PositionOracle(tiny_synthvoc), dataset, pairs_of(dataset),
+        CAMStore(cam_dir), tiny_synthvoc, progress=False)
+    assert result['count'] > 20
+    assert result['peak_same_cell'] == 100.0
+    assert result['peak_same_cell_cosine'] == 100.0
+    assert 0.0 <= result['peak_background'] <= 100.0
 
 
 def test_missing_part_map_is_named(dataset, stage_inputs, tmp_path):
@@ -158,6 +184,9 @@ def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
         assert 0 <= res['hits'] <= res['count']
         assert res['corr_acc'] == pytest.approx(
             100 * res['hits'] / res['count'])
+        for key in ('peak_same_cell', 'peak_background',
+                    'peak_same_cell_cosine', 'peak_background_cosine'):
+            assert 0.0 <= res[key] <= 100.0
     # the references depend on the CAMs and part maps only: the same pairs
     # give the same counts whatever the features
     assert res_cls['count'] == res_cyc['count'] > 0

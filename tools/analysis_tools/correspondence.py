@@ -132,6 +132,9 @@ def main():
             features=features,
             pairs_counted=result['pairs_counted'],
             images=result['images'],
+            **{key: result[key] for key in (
+                'peak_same_cell', 'peak_background', 'peak_same_cell_cosine',
+                'peak_background_cosine')},
             beta1=args.beta1,
             pairs_per_image=args.pairs_per_image,
             seed=args.seed,

@@ -1,12 +1,14 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Metrics as pure tensor functions (no registry, no file I/O)."""
 from .correspondence import (cells_to_grid, correspondence_hits,
-                             correspondence_summary, part_cells, peak_cells,
-                             reference_mask)
+                             correspondence_summary, counted_references,
+                             part_cells, peak_cells, reference_mask)
+from .peak_shortcuts import peak_shortcut_counts
 
 __all__ = [
     'cells_to_grid', 'correspondence_hits', 'correspondence_summary',
-    'part_cells', 'peak_cells', 'reference_mask'
+    'counted_references', 'part_cells', 'peak_cells', 'peak_shortcut_counts',
+    'reference_mask'
 ]
 from .part_recall import (REGIONS, part_recall_counts,  # noqa: E402
                           recall_percent)

@@ -169,6 +169,31 @@ def reference_mask(cam_cells_s: torch.Tensor,
         (cam_cells_s[:, None] > beta1)  # (C, P, h, w)
 
 
+def counted_references(cam_cells_s: torch.Tensor,
+                       part_frac_s: torch.Tensor,
+                       part_frac_t: torch.Tensor,
+                       beta1: float = 0.3,
+                       min_fraction: float = MIN_FRACTION) -> torch.Tensor:
+    """References of s whose (class, part) is visible in t.
+
+    Args:
+        cam_cells_s (Tensor): Source stage-1 CAM on its grid, (C, h_s, w_s).
+        part_frac_s (Tensor): :func:`part_cells` of s, (C, P, h_s, w_s).
+        part_frac_t (Tensor): :func:`part_cells` of t, (C, P, h_t, w_t).
+        beta1 (float): CAM threshold. Defaults to 0.3.
+        min_fraction (float): Smallest part fraction of a reference cell.
+            Defaults to 0.5.
+
+    Returns:
+        Tensor: bool, shape (C, P, h_s * w_s), on ``part_frac_t``'s device.
+    """
+    device = part_frac_t.device
+    refs = reference_mask(cam_cells_s, part_frac_s, beta1,
+                          min_fraction).to(device).flatten(2)
+    visible = (part_frac_t > 0).flatten(2).any(dim=2)  # (C, P)
+    return refs & visible[..., None]  # (C, P, h_s * w_s)
+
+
 def peak_cells(vectors: torch.Tensor, feat_t: torch.Tensor) -> torch.Tensor:
     """The cell of t where each vector's ``W^f`` peaks.
 
@@ -222,12 +247,10 @@ def correspondence_hits(feat_s: torch.Tensor,
     _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
     device = feat_t.device
     num_classes, num_parts = part_frac_s.shape[:2]
-    refs = reference_mask(cam_cells_s, part_frac_s, beta1,
-                          min_fraction).to(device)  # (C, P, h_s, w_s)
-    refs = refs.flatten(2)  # (C, P, h_s * w_s)
     on_t = (part_frac_t > 0).to(device).flatten(2)  # (C, P, h_t * w_t)
-    visible = on_t.any(dim=2)  # (C, P)
-    refs = refs & visible[..., None]  # only parts visible in t count
+    # only parts visible in t count
+    refs = counted_references(cam_cells_s, part_frac_s, part_frac_t.to(device),
+                              beta1, min_fraction)  # (C, P, h_s * w_s)
     cells = refs.any(dim=(0, 1)).nonzero().flatten()  # (S, ) source cells
     hits = torch.zeros((num_classes, num_parts), dtype=torch.long,
                        device=device)
