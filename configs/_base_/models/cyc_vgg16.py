@@ -32,4 +32,5 @@ model = dict(
     cam_classifier_checkpoint='work_dirs/cam_vgg16_voc/epoch_15.pth',
     num_classes=20,
     dropout_ratio=0.5,
-    loss_cls={{_base_.cyc_loss_cls}})
+    loss_cls={{_base_.cyc_loss_cls}},
+    return_shift={{_base_.cyc_return_shift}})

@@ -1,6 +1,6 @@
 # The cycle-consistency head of CyCSNet (stage 2, Eq. 3-11) and its L_cls,
 # shared by every backbone's CyCSNet (cyc_resnet38.py, cyc_vgg16.py use them
-# as model.head and model.loss_cls).
+# as model.head, model.loss_cls and model.return_shift).
 cyc_head = dict(
     type='CycleConsistencyHead',
     alpha=20.0,  # Eq. 4 and 7 (paper: h*w ~ 3000 at 448^2)
@@ -20,3 +20,9 @@ cyc_head = dict(
     loss_weight=1.0)
 # L_cls of F's classification branch at lambda = 0.1 (Eq. 13)
 cyc_loss_cls = dict(type='MultiLabelSoftMarginLoss', loss_weight=0.1)
+# CyCSNet's return view: 0, the cycle returns to A itself (the paper); m > 0,
+# it starts in one crop of A and returns to another, offset by up to m cells,
+# so that a feature map coding absolute position cannot solve it (README,
+# finding 3: on the synthetic data that removes most of the positional code
+# but not the drift of the references to the background)
+cyc_return_shift = 0
