@@ -21,7 +21,7 @@ back to it, a walk that follows the position in the frame misses it by
 ``o1 - o2``. Both views are crops of the image itself, so neither has a
 border the other lacks: a zero-filled translated copy (tried first) left
 the content's edge visible, by which the network still found its way back
-(60 % of the peaks on the background). Offsets in whole stride blocks keep
+(58-60 % of the peaks on the background). Offsets in whole stride blocks keep
 psa's grid exact: cell (i, j) covers pixels ``[s i, s i + s) x [s j, s j +
 s)`` of its crop.
 """
