@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 from mmcyc.utils.state_dict_check import check_state_dict, unwrap_state_dict
 from ..utils.backbone_features import feature_channels, select_feature
 from ..utils.cam import cam_to_grid, mask_cam_by_label, normalize_cam
-from ..utils.cycle_views import crop_images, draw_offsets
+from ..utils.cycle_views import crop_images, draw_offsets, opposite_corners
 
 SampleList = List[SegDataSample]
 
@@ -158,9 +158,10 @@ class CyCSNet(BaseModel):
         head.loss(F_A, F_B, CAM_A, shared) -> loss_cyc (Eq. 3-8, 10-11) and
                                               the DCFS statistics
         (return_shift = m > 0: A, B and a second crop A' of A, each cropped
-         by m cells at an offset in {0..m}^2 cells drawn per image, go
-         through the backbone together; the cycle starts in the first crop
-         of A and returns to F_A'; see ``cycle_views``)
+         by m cells, go through the backbone together; A's two crops lie at
+         opposite corners of the offsets {0..m}^2, B's at a drawn offset;
+         the cycle starts in the first crop of A and returns to F_A'; see
+         ``cycle_views``)
         cls branch(F_A and F_B)            -> loss_cls x lambda (Eq. 12-13)
 
     ``mode='tensor'`` returns F's feature map (N, D, h, w), the input of CAM
@@ -202,9 +203,9 @@ class CyCSNet(BaseModel):
         dropout_ratio (float): Dropout2d of the classification branch.
         loss_cls (dict): L_cls config; its ``loss_weight`` is lambda (0.1).
         return_shift (int): m, in cells: the cycle starts in one crop of A
-            and returns to another (:mod:`~mmcyc.models.utils.cycle_views`),
-            both ``m * feature_stride`` pixels smaller than the input, as is
-            B's crop. 0 (default) returns to A itself, the paper's cycle,
+            and returns to another offset by (+-m, +-m) cells
+            (:mod:`~mmcyc.models.utils.cycle_views`), both ``m *
+            feature_stride`` pixels smaller than the input, as is B's crop. 0 (default) returns to A itself, the paper's cycle,
             which a feature map coding absolute position solves without any
             correspondence; m > 0 costs one more backbone pass per pair.
         feature_stride (int): F's stride in pixels, by which the shifts are
@@ -435,8 +436,10 @@ class CyCSNet(BaseModel):
                     f'model.return_shift={self.return_shift} crops '
                     f'{stride * self.return_shift} pixels off the '
                     f'{tuple(inputs.shape[2:])} inputs: nothing is left')
-            # start crops of A, crops of B, return crops of A
-            offsets = draw_offsets(3 * num_pairs, self.return_shift)  # cells
+            # start crops of A, crops of B, return crops of A, in cells
+            start, back = opposite_corners(num_pairs, self.return_shift)
+            offsets = torch.cat(
+                [start, draw_offsets(num_pairs, self.return_shift), back])
             views = crop_images(
                 torch.cat([inputs, images_a]), offsets * stride, crop)
             feats = self.extract_feat(views)  # (3N, D, h, w)

@@ -391,7 +391,8 @@ def test_return_shift_feeds_the_head_two_crops_of_a(classifier_ckpt,
     monkeypatch.setattr(model.head, 'loss', spy)
     inputs, samples = pair_batch(size=32)
     torch.manual_seed(3)
-    offsets = torch.randint(0, 2, (6, 2))  # what the model draws next
+    start = torch.randint(0, 2, (2, 2))  # what the model draws next: A's
+    offsets = torch.cat([start, torch.randint(0, 2, (2, 2)), 1 - start])
     torch.manual_seed(3)
     with torch.no_grad():
         losses = model.loss(inputs, samples)
@@ -401,6 +402,7 @@ def test_return_shift_feeds_the_head_two_crops_of_a(classifier_ckpt,
         labels = torch.stack([s.gt_img_label for s in samples[:2]])
         cam = model.cam_a(crops[:2], labels, (3, 3))
     assert torch.equal(seen['return_shift'], offsets[:2] - offsets[4:])
+    assert seen['return_shift'].abs().eq(1).all()  # opposite corners
     assert torch.allclose(seen['feat_a'], feats[:2], atol=1e-5)
     assert torch.allclose(seen['feat_b'], feats[2:4], atol=1e-5)
     assert torch.allclose(seen['feat_return'], feats[4:], atol=1e-5)

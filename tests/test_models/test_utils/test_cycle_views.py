@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mmcyc.models.utils.cycle_views import (crop_images, draw_offsets,
-                                            shift_positions)
+                                            opposite_corners, shift_positions)
 
 
 def test_crop_images_matches_a_pixel_loop():
@@ -83,3 +83,16 @@ def test_draw_offsets_range_and_seed():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match='max_shift'):
             draw_offsets(2, bad)
+
+
+def test_opposite_corners():
+    start, back = opposite_corners(400, 3,
+                                   generator=torch.Generator().manual_seed(0))
+    assert start.shape == back.shape == (400, 2)
+    assert set(start.flatten().tolist()) == {0, 3}
+    assert torch.equal(start + back, torch.full((400, 2), 3))
+    # the four corners all occur; the shift is (+-3, +-3), never smaller
+    assert len({tuple(o) for o in start.tolist()}) == 4
+    assert (start - back).abs().eq(3).all()
+    with pytest.raises(ValueError, match='max_shift'):
+        opposite_corners(2, 0)
