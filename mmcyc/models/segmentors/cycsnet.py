@@ -205,8 +205,9 @@ class CyCSNet(BaseModel):
         return_shift (int): m, in cells: the cycle starts in one crop of A
             and returns to another offset by (+-m, +-m) cells
             (:mod:`~mmcyc.models.utils.cycle_views`), both ``m *
-            feature_stride`` pixels smaller than the input, as is B's crop. 0 (default) returns to A itself, the paper's cycle,
-            which a feature map coding absolute position solves without any
+            feature_stride`` pixels smaller than the input, as is B's crop.
+            0 (default) returns to A itself, the paper's cycle, which a
+            feature map coding absolute position solves without any
             correspondence; m > 0 costs one more backbone pass per pair.
         feature_stride (int): F's stride in pixels, by which the shifts are
             scaled; the input (H, W) must give F's grid ``ceil(H / s)``.
@@ -413,6 +414,46 @@ class CyCSNet(BaseModel):
                              'PairedVOCDataset with pair_collate)')
         return torch.stack([s.get(key) for s in data_samples]).float()
 
+    def _crop_views(self, inputs: torch.Tensor, num_pairs: int) -> tuple:
+        """F of the crops of A, B and A' (``return_shift``), one batch.
+
+        Args:
+            inputs (Tensor): ``[A_1..A_N, B_1..B_N]``, shape (2N, 3, H, W).
+            num_pairs (int): N.
+
+        Returns:
+            tuple: ``feats`` F of A's start crops and B's crops (2N, D, h,
+            w); ``images_a`` A's start crops (N, 3, H', W'); ``crop`` (H',
+            W'); ``offset_a`` A's start offsets in pixels (N, 2), CPU;
+            ``return_view`` the head's ``feat_return`` (N, D, h, w) and
+            ``return_shift`` (N, 2) in cells.
+        """
+        stride = self.feature_stride
+        crop = tuple(v - stride * self.return_shift for v in inputs.shape[2:])
+        if min(crop) < stride:
+            raise ValueError(
+                f'model.return_shift={self.return_shift} crops '
+                f'{stride * self.return_shift} pixels off the '
+                f'{tuple(inputs.shape[2:])} inputs: nothing is left')
+        # start crops of A, crops of B, return crops of A, in cells
+        start, back = opposite_corners(num_pairs, self.return_shift)
+        offsets = torch.cat(
+            [start, draw_offsets(num_pairs, self.return_shift), back])
+        views = crop_images(
+            torch.cat([inputs, inputs[:num_pairs]]), offsets * stride, crop)
+        feats = self.extract_feat(views)  # (3N, D, h, w)
+        grid = tuple(-(-v // stride) for v in crop)
+        if tuple(feats.shape[2:]) != grid:
+            raise ValueError(
+                f'model.return_shift needs F on the stride-{stride} grid '
+                f'{grid} of the {crop} crops, got {tuple(feats.shape[2:])}: '
+                'set model.feature_stride')
+        return_view = dict(
+            feat_return=feats[2 * num_pairs:],
+            return_shift=(start - back).to(inputs.device))
+        return (feats[:2 * num_pairs], views[:num_pairs], crop,
+                start * stride, return_view)
+
     def loss(self, inputs: torch.Tensor,
              data_samples: SampleList) -> Dict[str, torch.Tensor]:
         """L_cyc + lambda L_cls (Eq. 13) for N pairs given as 2N images."""
@@ -428,33 +469,8 @@ class CyCSNet(BaseModel):
         return_view, crop, offset_a = {}, None, None
         images_a = inputs[:num_pairs]
         if self.return_shift:
-            stride = self.feature_stride
-            crop = tuple(v - stride * self.return_shift
-                         for v in inputs.shape[2:])
-            if min(crop) < stride:
-                raise ValueError(
-                    f'model.return_shift={self.return_shift} crops '
-                    f'{stride * self.return_shift} pixels off the '
-                    f'{tuple(inputs.shape[2:])} inputs: nothing is left')
-            # start crops of A, crops of B, return crops of A, in cells
-            start, back = opposite_corners(num_pairs, self.return_shift)
-            offsets = torch.cat(
-                [start, draw_offsets(num_pairs, self.return_shift), back])
-            views = crop_images(
-                torch.cat([inputs, images_a]), offsets * stride, crop)
-            feats = self.extract_feat(views)  # (3N, D, h, w)
-            return_view = dict(
-                feat_return=feats[2 * num_pairs:],
-                return_shift=(offsets[:num_pairs] -
-                              offsets[2 * num_pairs:]).to(inputs.device))
-            feats, images_a = feats[:2 * num_pairs], views[:num_pairs]
-            offset_a = offsets[:num_pairs] * stride
-            grid = tuple(-(-v // stride) for v in crop)
-            if tuple(feats.shape[2:]) != grid:
-                raise ValueError(
-                    f'model.return_shift needs F on the stride-{stride} grid '
-                    f'{grid} of the {crop} crops, got '
-                    f'{tuple(feats.shape[2:])}: set model.feature_stride')
+            feats, images_a, crop, offset_a, return_view = \
+                self._crop_views(inputs, num_pairs)
         else:
             feats = self.extract_feat(inputs)  # (2N, D, h, w)
         feat_a, feat_b = feats[:num_pairs], feats[num_pairs:]

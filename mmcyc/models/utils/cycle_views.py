@@ -125,9 +125,9 @@ def crop_images(images: torch.Tensor, offset_px: torch.Tensor,
     return gathered.view(n, channels, crop_h, crop_w)
 
 
-def shift_positions(index: torch.Tensor, valid: torch.Tensor,
-                    shift: torch.Tensor,
-                    size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+def shift_positions(
+        index: torch.Tensor, valid: torch.Tensor, shift: torch.Tensor,
+        size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Where flat cells of one view are in a view shifted by ``shift`` cells.
 
     For crops at offsets ``o1`` (start) and ``o2`` (return), ``shift = o1 -
