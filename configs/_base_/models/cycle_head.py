@@ -20,9 +20,9 @@ cyc_head = dict(
     loss_weight=1.0)
 # L_cls of F's classification branch at lambda = 0.1 (Eq. 13)
 cyc_loss_cls = dict(type='MultiLabelSoftMarginLoss', loss_weight=0.1)
-# CyCSNet's return view: 0, the cycle returns to A itself (the paper); m > 0,
-# it starts in one crop of A and returns to another, offset by up to m cells,
-# so that a feature map coding absolute position cannot solve it (README,
-# finding 3: on the synthetic data that removes most of the positional code
-# but not the drift of the references to the background)
+# CyCSNet's return view: 0, the cycle returns to A itself (the paper);
+# m > 0, it starts in one crop of A and returns to another offset by
+# (+-m, +-m) cells, so that a feature map coding absolute position cannot
+# solve it (README, finding 3: on the synthetic data that removes the
+# positional code but not the drift of the references to the background)
 cyc_return_shift = 0

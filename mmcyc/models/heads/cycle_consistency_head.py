@@ -252,14 +252,12 @@ class CycleConsistencyHead(BaseModule):
             vectors = gather_vectors(feat_a, index)  # (N, S, D)
             neighbours = propagate(vectors, feat_b, self.alpha,
                                    self.eps)  # (N, S, D)
-            if feat_return is None:
-                log_wb = retrieve(neighbours, feat_a, self.alpha,
-                                  self.eps)  # (N, S, h * w)
-            else:
-                log_wb = retrieve(neighbours, feat_return.float(), self.alpha,
-                                  self.eps)  # (N, S, h * w)
-                index, valid = shift_positions(index, valid, return_shift,
-                                               tuple(feat_a.shape[2:]))
+            view = feat_a if feat_return is None else feat_return.float()
+            log_wb = retrieve(neighbours, view, self.alpha,
+                              self.eps)  # (N, S, h * w)
+        if feat_return is not None:  # the start cells, seen in A'
+            index, valid = shift_positions(index, valid, return_shift,
+                                           tuple(feat_a.shape[2:]))
         return log_wb, index, valid, num_candidates
 
     def loss_by_feat(self, log_wb: torch.Tensor, index: torch.Tensor,

@@ -39,27 +39,31 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 
+def _check_max_shift(max_shift: int) -> None:
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or \
+            max_shift < 1:
+        raise ValueError(f'max_shift must be an int >= 1, got {max_shift!r}')
+
+
 def draw_offsets(num: int,
                  max_shift: int,
-                 device: Optional[torch.device] = None,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Uniform crop offsets ``(oy, ox)`` in whole cells, in ``{0..m}^2``.
+
+    Drawn on the CPU, like :func:`opposite_corners`: :func:`crop_images`
+    checks CPU offsets without syncing a device.
 
     Args:
         num (int): N, one offset per image.
         max_shift (int): m >= 1, in cells.
-        device (torch.device, optional): Where the offsets live.
         generator (torch.Generator, optional): Defaults to torch's global
             generator (seeded by mmengine's ``randomness``).
 
     Returns:
         Tensor: int64, shape (N, 2).
     """
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or \
-            max_shift < 1:
-        raise ValueError(f'max_shift must be an int >= 1, got {max_shift!r}')
-    return torch.randint(
-        0, max_shift + 1, (num, 2), generator=generator, device=device)
+    _check_max_shift(max_shift)
+    return torch.randint(0, max_shift + 1, (num, 2), generator=generator)
 
 
 def opposite_corners(
@@ -79,9 +83,7 @@ def opposite_corners(
         tuple[Tensor, Tensor]: int64 ``o1`` (a random corner: each
         coordinate 0 or m) and ``o2 = (m, m) - o1``, each of shape (N, 2).
     """
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or \
-            max_shift < 1:
-        raise ValueError(f'max_shift must be an int >= 1, got {max_shift!r}')
+    _check_max_shift(max_shift)
     start = torch.randint(0, 2, (num, 2), generator=generator) * max_shift
     return start, max_shift - start
 
