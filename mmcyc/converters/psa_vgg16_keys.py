@@ -29,6 +29,7 @@ import torch
 
 from .key_mapping import (ConversionReport, detect_head_layout,
                           rename_state_dict, save_converted)
+from .psa_keys import HEAD_KEYS
 
 __all__ = [
     'VGG16_HEAD_KEYS', 'VGG16_LAYOUTS', 'psa_vgg16_backbone_keys',
@@ -37,25 +38,15 @@ __all__ = [
 ]
 _WEIGHTS = 'psa VGG-16'  # whose weights, as the errors name them
 
-# psa head keys -> mmcyc names, per layout.
-VGG16_HEAD_KEYS: Dict[str, Dict[str, str]] = {
-    'imagenet': {},
-    'cls': {
-        'fc8.weight': 'classifier.weight'
-    },
-    'aff': {
-        'f8_3.weight': 'embed_head.projs.0.weight',
-        'f8_4.weight': 'embed_head.projs.1.weight',
-        'f8_5.weight': 'embed_head.projs.2.weight',
-        'gn8_3.weight': 'embed_head.norms.0.weight',
-        'gn8_3.bias': 'embed_head.norms.0.bias',
-        'gn8_4.weight': 'embed_head.norms.1.weight',
-        'gn8_4.bias': 'embed_head.norms.1.bias',
-        'gn8_5.weight': 'embed_head.norms.2.weight',
-        'gn8_5.bias': 'embed_head.norms.2.bias',
-        'f9.weight': 'embed_head.fuse.weight',
-    },
-}
+# psa head keys -> mmcyc names, per layout: ResNet-38's, and the GroupNorms
+# gn8_3-gn8_5 after vgg16_aff.Net's 1x1 convs f8_3-f8_5.
+VGG16_HEAD_KEYS: Dict[str, Dict[str, str]] = dict(
+    HEAD_KEYS,
+    aff=dict(
+        HEAD_KEYS['aff'], **{
+            f'gn8_{level + 3}.{name}': f'embed_head.norms.{level}.{name}'
+            for level in range(3) for name in ('weight', 'bias')
+        }))
 VGG16_LAYOUTS = tuple(VGG16_HEAD_KEYS)
 # The layers of psa's vgg16d.Net, each with a weight and a bias.
 _LAYERS = ('conv1_1', 'conv1_2', 'conv2_1', 'conv2_2', 'conv3_1', 'conv3_2',
