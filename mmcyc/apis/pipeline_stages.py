@@ -13,7 +13,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import List
+from typing import Dict, List
 
 from mmengine.config import Config
 
@@ -21,9 +21,15 @@ from mmcyc.apis.part_recall import evaluate_part_recall, save_part_recall
 from mmcyc.datasets import read_image_names
 from mmcyc.datasets.synthvoc import PART_DIR, is_complete, make_synthvoc
 from mmcyc.fileio import is_complete_checkpoint, repair_resume_point
+from mmcyc.utils import atomic_open
 from mmcyc.utils.config_options import final_checkpoint_name, transform_options
 from mmcyc.visualization import add_local_image, draw_curves, read_scalars
 from .stage_runner import SEG_ROWS, SOURCE_NAMES, StageRunner
+
+
+# a cfg option that keeps a training from validating (its loop validates
+# from epoch or iteration val_begin on, the last one included)
+NO_TRAINING_VALIDATION = f'train_cfg.val_begin={2**31 - 1}'
 
 
 class Pipeline(StageRunner):
@@ -64,7 +70,13 @@ class Pipeline(StageRunner):
                    *options: str,
                    work: str = None) -> List[List[str]]:
         """The training command of a stage, none if its final checkpoint
-        exists (a forced stage's work folder is removed first)."""
+        exists (a forced stage's work folder is removed first).
+
+        The training does not validate (``train_cfg.val_begin`` past its
+        end): the main job scores every trained model in a later step
+        (``cam_infer``, ``rw``, ``seg``'s test), and the checkpoints are
+        saved before a training's validation, so they are the same.
+        """
         work = work or self.path(stage)
         if force and osp.isdir(work):
             shutil.rmtree(work)
@@ -84,7 +96,7 @@ class Pipeline(StageRunner):
         return [
             self.tool_cmd('train.py', config, '--work-dir', work, *resume,
                           '--cfg-options', *self.data_options(config), *seed,
-                          *options)
+                          NO_TRAINING_VALIDATION, *options)
         ]
 
     def scored(self, metrics: str, force: bool, done: str) -> bool:
@@ -163,25 +175,70 @@ class Pipeline(StageRunner):
                     lpcam_checkpoint, '--cfg-options',
                     *self.data_options(lpcam_config))
             config, checkpoint = self.stage_config('lpcam'), lpcam_checkpoint
-        # val concurrently with train then train_aug (whose train images
-        # are read back); their image sets are disjoint
+        # two jobs of about as many images: train then part 0 of the rest
+        # of train_aug, val then part 1 (the image sets are disjoint; each
+        # image's maps are computed alone, so the split changes no float)
         jobs = [[], []]
-        for job, split in ((0, 'train'), (1, 'val'), (0, 'train_aug')):
+        splits = [(0, 'train', None), (1, 'val', None)]
+        splits += [(part, f'train_aug_part{part}', path)
+                   for part, path in self.train_aug_parts().items()]
+        for job, split, path in splits:
             if self.scored(self.path('metrics', f'cam_{split}.json'), force,
                            f'cam_infer: {split} scored'):
                 continue
             jobs[job].append(
-                self.infer_cmd(config, checkpoint, cam_dir, split, 'cam'))
+                self.infer_cmd(config, checkpoint, cam_dir, split, 'cam',
+                               path))
         self.run_jobs(jobs)
         self.part_recall('cam', force)
 
-    def infer_cmd(self, config: str, checkpoint: str, cam_dir: str,
-                  split: str, name: str) -> List[str]:
-        """``tools/test.py`` writing a split's maps and scoring them."""
+    def train_aug_parts(self) -> Dict[int, str]:
+        """Split the train_aug images outside train in two list files.
+
+        Sized so that train + part 0 and val + part 1 are about as many
+        images (the two CAM-inference jobs then end together); written to
+        ``WORK/cam_test/train_aug_part{0,1}.txt``, plain image names.
+
+        Returns:
+            dict[int, str]: The path of each non-empty part by its number
+            (none when train_aug is train).
+        """
+        def names(split):
+            return read_image_names(
+                osp.join(self.data_root, 'ImageSets', 'Segmentation',
+                         f'{split}.txt'))
+
+        train, val = set(names('train')), names('val')
+        rest = [name for name in names('train_aug') if name not in train]
+        first = min(max((len(rest) + len(val) - len(train)) // 2, 0),
+                    len(rest))
+        paths = {}
+        for part, part_names in enumerate((rest[:first], rest[first:])):
+            if not part_names:
+                continue
+            path = self.path('cam_test', f'train_aug_part{part}.txt')
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            with atomic_open(path, 'w') as f:
+                f.write(''.join(f'{name}\n' for name in part_names))
+            paths[part] = path
+        return paths
+
+    def infer_cmd(self,
+                  config: str,
+                  checkpoint: str,
+                  cam_dir: str,
+                  split: str,
+                  name: str,
+                  split_file: str = None) -> List[str]:
+        """``tools/test.py`` writing a split's maps and scoring them.
+
+        ``split_file`` (an absolute list file) replaces the data's
+        ``ImageSets/Segmentation/<split>.txt``.
+        """
         return self.tool_cmd(
             'test.py', config, checkpoint, '--work-dir',
             self.path(f'{name}_test', split), '--cam-dir', cam_dir,
-            '--split', f'ImageSets/Segmentation/{split}.txt',
+            '--split', split_file or f'ImageSets/Segmentation/{split}.txt',
             '--metrics-json', self.path('metrics', f'{name}_{split}.json'),
             '--cfg-options', *self.data_options(config))
 

@@ -94,6 +94,11 @@ def test_results_and_outputs(pipeline_run):
             'SegmentationClass'
         assert 0 <= results[row] <= 100
         assert f'{results[row]:.2f}' in proc.stdout
+    # the trainings did not validate: each model is scored by a later step
+    for stage in ('cam', 'aff'):
+        logs = list((work / 'work' / stage).glob('*/*.log'))
+        assert logs and not any('Epoch(val)' in log.read_text()
+                                for log in logs), stage
     # stage 2 ran with DCFS and its curves were drawn
     curves = work / 'work' / 'cyc' / 'curves'
     assert (curves / 'vis_data' / 'vis_image' /
@@ -370,7 +375,7 @@ def test_lpcam_source_replaces_the_cams(tmp_path, run_tool, python):
         assert lp.min() >= 0 and lp.max() <= 1
         differ += int(not np.allclose(lp, cam))
     assert differ > 0
-    for split in ('train', 'val', 'train_aug'):
+    for split in ('train', 'val', 'train_aug_part0', 'train_aug_part1'):
         assert (work / 'metrics' / f'cam_{split}.json').is_file()
     assert (work / 'metrics' / 'cam_base_train.json').is_file()
     # the same config without the lpcam entry: cam_train's key is the
@@ -388,3 +393,43 @@ def test_lpcam_source_replaces_the_cams(tmp_path, run_tool, python):
     manifest = read_manifest(str(work / 'manifests' / 'cam_infer.json'))
     assert plain.stage_key('cam_infer') != manifest['key']
     assert 'lpcam' in manifest['parts']['entries']
+
+
+def test_cam_inference_parts_balance_the_two_jobs(tmp_path):
+    """The train_aug images outside train are split in two list files so
+    that train + part 0 and val + part 1 are about as many images."""
+    from mmengine.logging import MMLogger
+
+    from mmcyc.apis.pipeline_stages import Pipeline
+    from mmcyc.datasets import read_image_names
+    sets = tmp_path / 'data' / 'ImageSets' / 'Segmentation'
+    sets.mkdir(parents=True)
+    train = [f't{i}' for i in range(4)]
+    rest = [f'r{i}' for i in range(12)]
+    train_aug = rest[:5] + train + rest[5:]  # train in the middle
+    for split, names in (('train', train), ('val', ['v0', 'v1']),
+                         ('train_aug', train_aug)):
+        (sets / f'{split}.txt').write_text('\n'.join(names) + '\n')
+    pipeline = Pipeline(Config.fromfile(CONFIG), str(tmp_path / 'w'),
+                        str(tmp_path / 'data'),
+                        MMLogger.get_instance('test_cam_parts'))
+    def parts():
+        return {part: read_image_names(path)
+                for part, path in pipeline.train_aug_parts().items()}
+
+    # 4 + 5 = 2 + 7 images a job, train_aug's order kept
+    assert parts() == {0: rest[:5], 1: rest[5:]}
+    assert sorted(os.listdir(tmp_path / 'w' / 'cam_test')) == [
+        'train_aug_part0.txt', 'train_aug_part1.txt']
+    # val as large as train and the rest together: all of it in part 0
+    (sets / 'val.txt').write_text('\n'.join(f'v{i}' for i in range(20)))
+    assert parts() == {0: rest}
+    # train as large as val and the rest together: all of it in part 1
+    big_train = [f't{i}' for i in range(20)]
+    (sets / 'val.txt').write_text('v0\nv1\n')
+    (sets / 'train.txt').write_text('\n'.join(big_train))
+    (sets / 'train_aug.txt').write_text('\n'.join(big_train + rest))
+    assert parts() == {1: rest}
+    # train_aug is train: nothing left to split
+    (sets / 'train_aug.txt').write_text('\n'.join(train))
+    assert parts() == {}
