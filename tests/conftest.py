@@ -6,6 +6,22 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the files that take longest (whole pipelines, trainings in child
+# processes), run first: with ``-n 2 --dist loadfile`` (README) the two
+# workers start on them while the short files remain to even out the end
+SLOW_FILES_FIRST = ('test_tools/test_run_pipeline.py',
+                    'test_tools/test_ablate_dcfs.py',
+                    'test_tools/test_train_test.py',
+                    'test_tools/test_exact_resume.py')
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = osp.relpath(str(item.path), osp.join(REPO, 'tests'))
+        return SLOW_FILES_FIRST.index(path) if path in SLOW_FILES_FIRST \
+            else len(SLOW_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: the rest in collection order
 
 
 @pytest.fixture(scope='session')
