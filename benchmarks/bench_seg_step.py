@@ -4,8 +4,9 @@
 ``configs/fcn_r18-d8_synthvoc-pseudo.py`` as configured (its heads are
 :class:`~mmcyc.models.FastAccuracyFCNHead`) is compared, in the same run,
 on the same batches and from the same weights, with the model a user would
-otherwise build: the same config with mmseg's stock ``FCNHead`` for the
-decode and auxiliary heads, whose logged ``acc_seg`` takes a ``topk``.
+otherwise build: the same config with mmseg's stock ``FCNHead`` for its
+heads (decode, and auxiliary if any), whose logged ``acc_seg`` takes a
+``topk``.
 Both models take the same number of steps, alternating in rounds; the
 final weights of the two are compared too (they must be equal: only the
 logged accuracy is computed differently).
@@ -75,7 +76,8 @@ def build(cfg, head_type, device, state_dict=None):
     from mmseg.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.decode_head.type = head_type
-    model_cfg.auxiliary_head.type = head_type
+    if model_cfg.get('auxiliary_head'):
+        model_cfg.auxiliary_head.type = head_type
     model = MODELS.build(model_cfg).to(device)
     if state_dict is not None:
         model.load_state_dict(state_dict)

@@ -19,11 +19,14 @@ data_root = 'data/synthvoc'
 pseudo_mask_dir = '{{fileDirname}}/../work_dirs/pipeline/pseudo_masks/rw_cyc'
 crop_size = (96, 96)  # the whole synthetic image
 # 1,440 iterations at batch 8 (48 epochs of train_aug's 240 images) take
-# about 1.5 min on 2 CPU cores. Measured on the default data/synthvoc with
-# the ground-truth SegmentationClassAug as the "pseudo" masks (an upper
-# bound): val mIoU 54.95 (seed 0), 57.34 (seed 1). The same net reached
-# 32.0 with milder scale jitter (0.75-1.5); the full-width net with
-# PhotoMetricDistortion and lr 0.05, 17.9 in 480 iterations (2.7 min).
+# 3.5-4 min on one thread (machine D). With the ground-truth
+# SegmentationClassAug as the "pseudo" masks (an upper bound) on the
+# default data/synthvoc (SynthVOC multi-part, dataset seed 0): val mIoU
+# 20.94; 16.88 without the auxiliary head (D, 2026-12-01, one training seed
+# each). On the earlier single-part (format-1) data it reached 54.95 (seed
+# 0) and 57.34 (seed 1); there the same net reached 32.0 with milder scale
+# jitter (0.75-1.5), and the full-width net with PhotoMetricDistortion and
+# lr 0.05, 17.9 in 480 iterations (2.7 min).
 max_iters = 1440
 # BN, not SyncBN: CPU distributed runs (gloo) have no SyncBN; batch 8 a rank.
 norm_cfg = dict(type='BN', requires_grad=True)
