@@ -22,8 +22,9 @@ crop_size = (96, 96)  # the whole synthetic image
 # 3.5-4 min on one thread (machine D). With the ground-truth
 # SegmentationClassAug as the "pseudo" masks (an upper bound) on the
 # default data/synthvoc (SynthVOC multi-part, dataset seed 0): val mIoU
-# 20.94; 16.88 without the auxiliary head (D, 2026-12-01, one training seed
-# each). On the earlier single-part (format-1) data it reached 54.95 (seed
+# 20.94 / 24.56 / 17.84 over training seeds 0 / 1 / 2 (21.11 +- 3.36);
+# 16.88 without the auxiliary head (seed 0). Machine D, 2026-12-01. On the
+# earlier single-part (format-1) data it reached 54.95 (seed
 # 0) and 57.34 (seed 1); there the same net reached 32.0 with milder scale
 # jitter (0.75-1.5), and the full-width net with PhotoMetricDistortion and
 # lr 0.05, 17.9 in 480 iterations (2.7 min).
