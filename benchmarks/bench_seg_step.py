@@ -46,7 +46,7 @@ def parse_args():
                         help='torch CPU threads (0: leave as is); 1 is how '
                         'the main job runs its two stage-5 trainings')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', help='also write the figures as JSON')
+    parser.add_argument('--json', help='also write the figures here')
     return parser.parse_args()
 
 
@@ -143,8 +143,8 @@ def main():
               f'{figures["images_per_s"][head]} img/s')
     print(f'speed-up {figures["speedup"]}x; weights after '
           f'{args.warmup + timed} steps differ by at most {max_diff:.3g}')
-    if args.out:
-        with open(args.out, 'w') as f:
+    if args.json:
+        with open(args.json, 'w') as f:
             json.dump(figures, f, indent=2)
 
 

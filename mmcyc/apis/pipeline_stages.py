@@ -112,6 +112,12 @@ class Pipeline(StageRunner):
             return True
         return False
 
+    def split_names(self, split: str) -> List[str]:
+        """The image names of the data's ``ImageSets/Segmentation/<split>``."""
+        return read_image_names(
+            osp.join(self.data_root, 'ImageSets', 'Segmentation',
+                     f'{split}.txt'))
+
     def cam_train(self, force: bool) -> None:
         self.train_stage('cam', force)
 
@@ -127,9 +133,7 @@ class Pipeline(StageRunner):
         if self.scored(metrics, force, f'recall of {cams} on train done'):
             return
         # in this process: a tool would spend longer starting than counting
-        names = read_image_names(
-            osp.join(self.data_root, 'ImageSets', 'Segmentation',
-                     'train.txt'))
+        names = self.split_names('train')
         result = evaluate_part_recall(self.data_root, self.path('cams', cams),
                                       names)
         save_part_recall(result, metrics)
@@ -203,13 +207,11 @@ class Pipeline(StageRunner):
             dict[int, str]: The path of each non-empty part by its number
             (none when train_aug is train).
         """
-        def names(split):
-            return read_image_names(
-                osp.join(self.data_root, 'ImageSets', 'Segmentation',
-                         f'{split}.txt'))
-
-        train, val = set(names('train')), names('val')
-        rest = [name for name in names('train_aug') if name not in train]
+        train, val = set(self.split_names('train')), self.split_names('val')
+        rest = [
+            name for name in self.split_names('train_aug')
+            if name not in train
+        ]
         first = min(max((len(rest) + len(val) - len(train)) // 2, 0),
                     len(rest))
         paths = {}
