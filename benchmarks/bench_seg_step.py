@@ -9,7 +9,11 @@ heads (decode, and auxiliary if any), whose logged ``acc_seg`` takes a
 ``topk``.
 Both models take the same number of steps, alternating in rounds; the
 final weights of the two are compared too (they must be equal: only the
-logged accuracy is computed differently).
+logged accuracy is computed differently). A third model, the configured
+head with ``upsample_by_matmul=True`` (the loss's upsampling as two matrix
+products, :func:`mmcyc.models.utils.bilinear_resize`), is timed in the
+same rounds; its weights drift from the stock head's at float-rounding
+level, and the largest difference is reported.
 
     python benchmarks/bench_seg_step.py                  # CPU, 1 thread
     python benchmarks/bench_seg_step.py --device cuda --threads 0
@@ -72,12 +76,16 @@ def make_batch(cfg, generator):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def build(cfg, head_type, device, state_dict=None):
+def build(cfg, head_type, device, state_dict=None, **head_options):
     from mmseg.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.decode_head.type = head_type
+    heads = [model_cfg.decode_head]
     if model_cfg.get('auxiliary_head'):
-        model_cfg.auxiliary_head.type = head_type
+        heads.append(model_cfg.auxiliary_head)
+    for head in heads:
+        head.type = head_type
+        head.pop('upsample_by_matmul', None)
+        head.update(head_options)
     model = MODELS.build(model_cfg).to(device)
     if state_dict is not None:
         model.load_state_dict(state_dict)
@@ -96,6 +104,9 @@ def main():
     model, optim = build(cfg, configured, args.device)
     stock, stock_optim = build(cfg, 'FCNHead', args.device,
                                model.state_dict())
+    matmul, matmul_optim = build(cfg, 'FastAccuracyFCNHead', args.device,
+                                 model.state_dict(), upsample_by_matmul=True)
+    matmul_name = 'FastAccuracyFCNHead(upsample_by_matmul=True)'
     generator = torch.Generator().manual_seed(args.seed)
     batches = [make_batch(cfg, generator) for _ in range(4)]
 
@@ -113,17 +124,23 @@ def main():
 
     steps(model, optim, args.warmup, 0)
     steps(stock, stock_optim, args.warmup, 0)
-    seconds = {configured: 0.0, 'FCNHead': 0.0}
+    steps(matmul, matmul_optim, args.warmup, 0)
+    seconds = {configured: 0.0, 'FCNHead': 0.0, matmul_name: 0.0}
     done = args.warmup
     for _ in range(args.rounds):
         seconds[configured] += steps(model, optim, args.iters, done)
         seconds['FCNHead'] += steps(stock, stock_optim, args.iters, done)
+        seconds[matmul_name] += steps(matmul, matmul_optim, args.iters,
+                                      done)
         done += args.iters
     timed = args.iters * args.rounds
     stock_state = stock.state_dict()
-    max_diff = max(
-        (value.float() - stock_state[key].float()).abs().max().item()
-        for key, value in model.state_dict().items())
+
+    def weight_diff(net):
+        return max((value.float() - stock_state[key].float()).abs().max()
+                   .item() for key, value in net.state_dict().items())
+
+    max_diff = weight_diff(model)
     figures = dict(
         config=osp.relpath(args.config, ROOT),
         device=args.device,
@@ -137,12 +154,17 @@ def main():
             for k, v in seconds.items()
         },
         speedup=round(seconds['FCNHead'] / seconds[configured], 2),
-        max_abs_weight_diff=max_diff)
+        max_abs_weight_diff=max_diff,
+        speedup_matmul=round(seconds['FCNHead'] / seconds[matmul_name], 2),
+        max_abs_weight_diff_matmul=weight_diff(matmul))
     for head, ms in figures['ms_per_step'].items():
         print(f'{head}: {ms} ms/step, '
               f'{figures["images_per_s"][head]} img/s')
     print(f'speed-up {figures["speedup"]}x; weights after '
           f'{args.warmup + timed} steps differ by at most {max_diff:.3g}')
+    print(f'with upsample_by_matmul: speed-up '
+          f'{figures["speedup_matmul"]}x, weights differ by at most '
+          f'{figures["max_abs_weight_diff_matmul"]:.3g}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(figures, f, indent=2)

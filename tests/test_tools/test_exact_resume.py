@@ -90,14 +90,16 @@ def test_killed_cam_training_resumes_to_identical_weights(
 
 def test_iteration_based_training_resumes_to_identical_weights(
         tiny_synthvoc, tmp_path, python, run_tool):
-    # stage 5's loop: 8 iterations, a checkpoint every 2; the FCN head's
-    # dropout draws from the main process
+    # stage 5's loop: 8 iterations, a checkpoint every 2, all kept (the
+    # config keeps only the last); the FCN head's dropout draws from the
+    # main process
     masks = osp.join(tiny_synthvoc, 'SegmentationClassAug')
     opts = options(
         tiny_synthvoc,
         f'train_dataloader.dataset.data_prefix.seg_map_path={masks}',
         'train_cfg.max_iters=8', 'train_cfg.val_interval=8',
-        'default_hooks.checkpoint.interval=2', 'param_scheduler.0.end=8')
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.checkpoint.max_keep_ckpts=-1', 'param_scheduler.0.end=8')
     full = str(tmp_path / 'full')
     run_tool(python, 'tools/train.py', SEG_CONFIG, '--work-dir', full, *opts)
     work = str(tmp_path / 'crashed')
