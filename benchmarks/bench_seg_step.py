@@ -12,8 +12,9 @@ final weights of the two are compared too (they must be equal: only the
 logged accuracy is computed differently). A third model, the configured
 head with ``upsample_by_matmul=True`` (the loss's upsampling as two matrix
 products, :func:`mmcyc.models.utils.bilinear_resize`), is timed in the
-same rounds; its weights drift from the stock head's at float-rounding
-level, and the largest difference is reported.
+same rounds. Its losses and gradients differ from the stock head's at
+float-rounding level in each step; training amplifies that, and the
+largest weight difference at the end is reported.
 
     python benchmarks/bench_seg_step.py                  # CPU, 1 thread
     python benchmarks/bench_seg_step.py --device cuda --threads 0
@@ -104,9 +105,10 @@ def main():
     model, optim = build(cfg, configured, args.device)
     stock, stock_optim = build(cfg, 'FCNHead', args.device,
                                model.state_dict())
-    matmul, matmul_optim = build(cfg, 'FastAccuracyFCNHead', args.device,
+    matmul_head = 'FastAccuracyFCNHead'  # the head with the option
+    matmul, matmul_optim = build(cfg, matmul_head, args.device,
                                  model.state_dict(), upsample_by_matmul=True)
-    matmul_name = 'FastAccuracyFCNHead(upsample_by_matmul=True)'
+    matmul_name = f'{matmul_head}(upsample_by_matmul=True)'
     generator = torch.Generator().manual_seed(args.seed)
     batches = [make_batch(cfg, generator) for _ in range(4)]
 

@@ -25,8 +25,9 @@ crop_size = (96, 96)  # the whole synthetic image
 # dataset seed 0), val mIoU over training seeds 0-5 (machine D, 2026-12-01,
 # num_workers=0) is 72.18 / 74.56 / 67.34 / 71.67 / 61.98 / 57.33 (67.51 +-
 # 6.68): seeds 4 and 5 were still learning at the end (loss 0.19 against
-# 0.14), so the spread is not solved, only the level. At 1,440 iterations (the former recipe) the training loss was still
-# falling (0.35 at the end, 0.14 here) and val swung with the seed: 35.11 /
+# 0.14), so the spread is not solved, only the level. At 1,440 iterations
+# (the former recipe) the training loss was still falling (0.35 at the end,
+# 0.14 here) and val swung with the seed: 35.11 /
 # 17.29 (num_workers=0), 20.94 / 24.56 / 17.84 (num_workers=2). Measured and
 # not adopted (seeds 0 / 1, same settings): no auxiliary head 73.82 / 67.68
 # (2,880 iterations) and 72.63 / 63.43 (2,160); at 1,440 iterations, lr 0.2

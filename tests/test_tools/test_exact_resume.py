@@ -99,7 +99,8 @@ def test_iteration_based_training_resumes_to_identical_weights(
         f'train_dataloader.dataset.data_prefix.seg_map_path={masks}',
         'train_cfg.max_iters=8', 'train_cfg.val_interval=8',
         'default_hooks.checkpoint.interval=2',
-        'default_hooks.checkpoint.max_keep_ckpts=-1', 'param_scheduler.0.end=8')
+        'default_hooks.checkpoint.max_keep_ckpts=-1',
+        'param_scheduler.0.end=8')
     full = str(tmp_path / 'full')
     run_tool(python, 'tools/train.py', SEG_CONFIG, '--work-dir', full, *opts)
     work = str(tmp_path / 'crashed')
