@@ -23,5 +23,8 @@ param_scheduler = [
          by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# the weights averaged from iteration 2 (the resume test kills and resumes a
+# run while it averages)
+custom_hooks = [dict(type='EMAHook', momentum=0.5, begin_iter=2)]
 default_hooks = dict(
     logger=dict(interval=1), checkpoint=dict(interval=max_iters))

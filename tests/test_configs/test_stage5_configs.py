@@ -59,6 +59,8 @@ def test_synthvoc_config_trains_and_tests_through_the_tools(
         'train_dataloader.batch_size=4',
         'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
         'default_hooks.checkpoint.interval=3',
+        # EMAHook refuses to begin after the last iteration
+        'custom_hooks.0.begin_iter=1',
         'default_hooks.logger.interval=1',
     ] + [f'{loader}.dataset.data_root={tiny_synthvoc}' for loader in loaders
          ] + [f'{loader}.num_workers=0' for loader in loaders
