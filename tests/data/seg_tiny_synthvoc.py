@@ -24,7 +24,10 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 # the weights averaged from iteration 2 (the resume test kills and resumes a
-# run while it averages)
-custom_hooks = [dict(type='EMAHook', momentum=0.5, begin_iter=2)]
+# run while it averages), BatchNorm statistics averaged too as in the
+# shipped config
+custom_hooks = [
+    dict(type='EMAHook', momentum=0.5, begin_iter=2, update_buffers=True)
+]
 default_hooks = dict(
     logger=dict(interval=1), checkpoint=dict(interval=max_iters))
