@@ -3,6 +3,7 @@ import json
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
@@ -69,6 +70,15 @@ def test_synthvoc_config_trains_and_tests_through_the_tools(
              '--cfg-options', *options)
     checkpoint = osp.join(work, 'iter_3.pth')
     assert osp.isfile(checkpoint)
+    # EMAHook(update_buffers=True): the checkpoint's BatchNorm statistics
+    # are averaged with the weights, not the live net's (which mmengine's
+    # default would copy, and which the swap leaves in ema_state_dict)
+    saved = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    stats = [k for k in saved['state_dict'] if k.endswith('running_mean')]
+    assert stats
+    for key in stats:
+        live = saved['ema_state_dict']['module.' + key]
+        assert not torch.equal(saved['state_dict'][key], live), key
     metrics = str(tmp_path / 'metrics.json')
     run_tool(python, 'tools/test.py', SYNTH, checkpoint, '--work-dir', work,
              '--metrics-json', metrics, '--cfg-options', *options)
