@@ -25,4 +25,7 @@ default_hooks = dict(logger=dict(interval=1),
 # the synthetic recipe's weight averaging, started and tracking within the
 # 12 iterations (momentum 0.01 would leave the averaged weights near their
 # initialisation, out of step with the BatchNorm statistics)
-custom_hooks = [dict(type='EMAHook', momentum=0.5, begin_iter=2)]
+# (BatchNorm statistics averaged too, as in the synthetic recipe)
+custom_hooks = [
+    dict(type='EMAHook', momentum=0.5, begin_iter=2, update_buffers=True)
+]

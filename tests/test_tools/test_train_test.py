@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 import torch
+from mmengine.config import Config
 
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'tests/data/cam_tiny_synthvoc.py'
 
 
@@ -51,6 +53,23 @@ def test_resume_continues_iteration_and_optimizer(trained, tiny_synthvoc,
         [g['lr'] for g in full_2['optimizer']['param_groups']])
     sched = resumed['param_schedulers'][0]
     assert sched['last_step'] == full_2['param_schedulers'][0]['last_step']
+
+
+def test_checkpoint_holds_averaged_batchnorm_statistics(trained):
+    """EMAHook(update_buffers=True), as in the synthetic stage-1 recipe: the
+    checkpoint's BatchNorm statistics are averaged with the weights; with
+    mmengine's default they would be the live net's, which the hook's swap
+    leaves in ema_state_dict."""
+    recipe = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/schedules/cam_synthvoc_40ep.py'))
+    assert [h.get('update_buffers') for h in recipe.custom_hooks
+            if h.type == 'EMAHook'] == [True]
+    saved = load(osp.join(trained, 'epoch_2.pth'))
+    stats = [k for k in saved['state_dict'] if k.endswith('running_var')]
+    assert stats
+    for key in stats:
+        live = saved['ema_state_dict']['module.' + key]
+        assert not torch.equal(saved['state_dict'][key], live), key
 
 
 def test_cam_inference_scores_and_resumes(trained, tiny_synthvoc, tmp_path,
