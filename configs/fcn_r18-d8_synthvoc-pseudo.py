@@ -25,9 +25,10 @@ crop_size = (96, 96)  # the whole synthetic image
 # upsampling as two matrix products: 321-430 s a run on one thread (machine D,
 # two runs side by side). With the ground-truth SegmentationClassAug as the
 # "pseudo" masks (an upper bound) on the default data/synthvoc (dataset seed
-# 0), val mIoU over training seeds 0-7 (machine D, 2026-12-01, num_workers=0):
-# 77.42 / 69.32 / 65.81 / 76.50 / 73.87 / 71.71 / 74.68 / 52.39 (70.21 +- 8.15;
-# seed 7 ended at the lowest training loss, 0.11: the spread is in how the net
+# 0), val mIoU over training seeds 0-7 (machine D, 2026-12-01, num_workers=0),
+# with BatchNorm's statistics not yet averaged (custom_hooks below: 73.93 +-
+# 5.05 with them): 77.42 / 69.32 / 65.81 / 76.50 / 73.87 / 71.71 / 74.68 /
+# 52.39 (70.21 +- 8.15; seed 7 ended at the lowest training loss, 0.11: the spread is in how the net
 # generalises from 240 images, not in whether it converges). Measured the same
 # way (README finding 5): the former 2,880-iteration recipe (auxiliary head,
 # mmseg's upsampling, no warm-up, no averaging) 72.18 / 74.56 / 67.34 / 71.67 /

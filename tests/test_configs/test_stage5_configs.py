@@ -8,6 +8,9 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+# tests/ema_checks.py
+from ema_checks import assert_batchnorm_statistics_averaged
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VOC = 'configs/deeplabv3plus_r101-d8_voc-pseudo.py'
 SYNTH = 'configs/fcn_r18-d8_synthvoc-pseudo.py'
@@ -73,12 +76,8 @@ def test_synthvoc_config_trains_and_tests_through_the_tools(
     # EMAHook(update_buffers=True): the checkpoint's BatchNorm statistics
     # are averaged with the weights, not the live net's (which mmengine's
     # default would copy, and which the swap leaves in ema_state_dict)
-    saved = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    stats = [k for k in saved['state_dict'] if k.endswith('running_mean')]
-    assert stats
-    for key in stats:
-        live = saved['ema_state_dict']['module.' + key]
-        assert not torch.equal(saved['state_dict'][key], live), key
+    assert_batchnorm_statistics_averaged(
+        torch.load(checkpoint, map_location='cpu', weights_only=False))
     metrics = str(tmp_path / 'metrics.json')
     run_tool(python, 'tools/test.py', SYNTH, checkpoint, '--work-dir', work,
              '--metrics-json', metrics, '--cfg-options', *options)
