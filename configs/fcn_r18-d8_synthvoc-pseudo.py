@@ -28,17 +28,18 @@ crop_size = (96, 96)  # the whole synthetic image
 # 0), val mIoU over training seeds 0-7 (machine D, 2026-12-01, num_workers=0),
 # with BatchNorm's statistics not yet averaged (custom_hooks below: 73.93 +-
 # 5.05 with them): 77.42 / 69.32 / 65.81 / 76.50 / 73.87 / 71.71 / 74.68 /
-# 52.39 (70.21 +- 8.15; seed 7 ended at the lowest training loss, 0.11: the spread is in how the net
-# generalises from 240 images, not in whether it converges). Measured the same
-# way (README finding 5): the former 2,880-iteration recipe (auxiliary head,
-# mmseg's upsampling, no warm-up, no averaging) 72.18 / 74.56 / 67.34 / 71.67 /
-# 61.98 / 57.33 (67.51 +- 6.68, 511-569 s a run): as good on average, a quarter
-# slower; without the warm-up and the averaging, seeds 0-3: 42.71 / 75.89 /
-# 68.36 / 73.75; with them but with the auxiliary head, seed 0: 51.63; PSPHead
-# instead of the FCN head, seeds 0-2: 67.17 / 61.96 / 72.35; 2,160 iterations,
-# seeds 0-5: 58.15 / 33.74 / 57.14 / 66.62 / 38.85 / 55.20. At 1,440 iterations
-# (the recipe before those) the loss was still falling and val swung with the
-# seed: 35.11 / 17.29 (seeds 0 / 1).
+# 52.39 (70.21 +- 8.15; seed 7 ended at the lowest training loss, 0.11: the
+# spread is in how the net generalises from 240 images, not in whether it
+# converges). Measured the same way (README finding 5): the former
+# 2,880-iteration recipe (auxiliary head, mmseg's upsampling, no warm-up, no
+# averaging) 72.18 / 74.56 / 67.34 / 71.67 / 61.98 / 57.33 (67.51 +- 6.68,
+# 511-569 s a run): as good on average, a quarter slower; without the warm-up
+# and the averaging, seeds 0-3: 42.71 / 75.89 / 68.36 / 73.75; with them but
+# with the auxiliary head, seed 0: 51.63; PSPHead instead of the FCN head,
+# seeds 0-2: 67.17 / 61.96 / 72.35; 2,160 iterations, seeds 0-5: 58.15 / 33.74
+# / 57.14 / 66.62 / 38.85 / 55.20. At 1,440 iterations (the recipe before
+# those) the loss was still falling and val swung with the seed: 35.11 / 17.29
+# (seeds 0 / 1).
 max_iters = 2880
 # BN, not SyncBN: CPU distributed runs (gloo) have no SyncBN; batch 8 a rank.
 norm_cfg = dict(type='BN', requires_grad=True)
