@@ -181,6 +181,24 @@ def processes_with(text):
     return pids
 
 
+def describe_processes(pids):
+    """One line per pid: state, parent and command line, read from /proc,
+    for an assertion message that says which process was left over."""
+    lines = []
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmdline = f.read().replace(b'\0', b' ').decode()
+        except OSError:
+            lines.append(f'{pid}: gone')
+            continue
+        lines.append(f'{pid}: state {fields[0]}, parent {fields[1]}: '
+                     f'{cmdline[:160]}')
+    return '\n'.join(lines)
+
+
 def test_sigterm_to_dist_train_stops_every_worker(tiny_synthvoc, tmp_path,
                                                   python, free_port):
     """SIGTERM to the launcher script (as a scheduler or ``kill`` sends it)
@@ -191,12 +209,13 @@ def test_sigterm_to_dist_train_stops_every_worker(tiny_synthvoc, tmp_path,
     import subprocess
     import time
     work = str(tmp_path / 'dist_killed')
+    launcher_log = open(tmp_path / 'dist_train.log', 'w')
     script = subprocess.Popen(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
          '--cfg-options', 'train_cfg.max_epochs=200',
          *data_options(tiny_synthvoc)],
         env=dict(os.environ, PORT=free_port, PYTHON=python),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=launcher_log, stderr=subprocess.STDOUT,
         start_new_session=True)
     try:
         deadline = time.time() + 240
@@ -209,7 +228,14 @@ def test_sigterm_to_dist_train_stops_every_worker(tiny_synthvoc, tmp_path,
         deadline = time.time() + 60
         while processes_with(work) and time.time() < deadline:
             time.sleep(0.5)
-        assert processes_with(work) == []
+        left = processes_with(work)
+        if left:
+            launcher_log.flush()
+            tail = (tmp_path / 'dist_train.log').read_text()[-3000:]
+            raise AssertionError(
+                'left running 60 s after SIGTERM:\n' +
+                describe_processes(left) + '\nlauncher output, last lines:\n'
+                + tail)
     finally:
         try:
             os.killpg(script.pid, signal.SIGKILL)
@@ -218,6 +244,7 @@ def test_sigterm_to_dist_train_stops_every_worker(tiny_synthvoc, tmp_path,
         for pid in processes_with(work):
             os.kill(pid, signal.SIGKILL)
         script.wait()
+        launcher_log.close()
 
 
 def test_dist_test_shards_images_and_gathers_metrics(trained, tiny_synthvoc,
