@@ -36,6 +36,26 @@ test_pipeline = [
     dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
+# tools/test.py --tta: mmseg's multi-scale + flip test, its base config's
+# tta_pipeline with the checked loaders (each image at 0.5-1.75 times its
+# size, flipped and not; SegTTAModel averages the softmax of the 12 passes)
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_resizes = [
+    dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios
+]
+tta_flips = [
+    dict(type='RandomFlip', prob=0., direction='horizontal'),
+    dict(type='RandomFlip', prob=1., direction='horizontal')
+]
+tta_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            tta_resizes, tta_flips, [dict(type='LoadCheckedAnnotations')],
+            [dict(type='PackSegInputs')]
+        ])
+]
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

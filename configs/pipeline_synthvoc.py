@@ -14,7 +14,10 @@ refine = dict(num_refs=16, num_refs_rw=64)
 aff = dict(config='configs/aff_resnet38_synthvoc.py')
 # stage 5: a stock mmseg model trained on each folder of pseudo masks of
 # train_aug, rw_cyc (CAM + RW + Cyc, results.json "seg_val") and rw
-# (CAM + RW, i.e. AffinityNet, "seg_val_rw"), scored on val
+# (CAM + RW, i.e. AffinityNet, "seg_val_rw"), scored on val; tta: also with
+# mmseg's multi-scale + flip test (tools/test.py --tta; "seg_val_tta",
+# "seg_val_rw_tta"), a few seconds a model
 seg = dict(
     config='configs/fcn_r18-d8_synthvoc-pseudo.py',
-    pseudo_masks=['rw_cyc', 'rw'])
+    pseudo_masks=['rw_cyc', 'rw'],
+    tta=True)

@@ -13,6 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
 
 from mmcyc.apis.checkpoint_test import (add_test_outputs,
+                                        add_test_time_augmentation,
                                         run_checkpoint_test)
 from mmcyc.engine import (register_trusted_checkpoint_loader,
                           setup_cpu_distributed, teardown_distributed)
@@ -44,6 +45,12 @@ def parse_args():
         '--input-cam-dir',
         help='the CAM folder the test pipeline reads (sets cam_dir of its '
         'LoadCAMFromFile, e.g. the CAMs AffinityNet walks)')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation as mmseg\'s --tta: the config\'s '
+        'tta_pipeline (each image at several scales, flipped and not) and '
+        'tta_model (their softmax averaged); for segmentation models')
     parser.add_argument(
         '--metrics-json', help='also write the metrics to this JSON file')
     parser.add_argument(
@@ -86,10 +93,16 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     try:
+        if args.tta:
+            if args.cam_dir or args.input_cam_dir:
+                raise ValueError('--tta tests segmentation models: it does '
+                                 'not go with --cam-dir or --input-cam-dir')
+            add_test_time_augmentation(cfg)
         add_test_outputs(cfg, cam_dir=args.cam_dir, split=args.split,
                          input_cam_dir=args.input_cam_dir,
                          pseudo_mask_dir=args.pseudo_mask_dir)
-    except ValueError as err:  # e.g. --input-cam-dir without a reader
+    except ValueError as err:  # e.g. --input-cam-dir without a reader,
+        # --tta without a tta_pipeline
         raise SystemExit(str(err))
     setup_cpu_distributed(cfg, args.launcher)
     metrics = run_checkpoint_test(

@@ -11,6 +11,7 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 
 from mmcyc.utils.manifest import (bytes_digest, digest, finish_output_dir,
@@ -28,7 +29,10 @@ def load_checked(runner: Runner, checkpoint: str, blob: bytes) -> None:
     """
     loaded = torch.load(io.BytesIO(blob), map_location='cpu',
                         weights_only=False)
-    model = getattr(runner.model, 'module', runner.model)
+    model = runner.model.module if is_model_wrapper(runner.model) \
+        else runner.model
+    if isinstance(model, BaseTTAModel):  # tested with --tta
+        model = model.module
     state_dict = unwrap_state_dict(loaded, checkpoint)
     check_state_dict(model, state_dict, f'checkpoint {checkpoint}',
                      f'{type(model).__name__} of config {runner.cfg.filename}')
@@ -121,6 +125,34 @@ def drop_ema_hooks(cfg: Config) -> None:
     """
     hooks = cfg.get('custom_hooks', None) or []
     cfg.custom_hooks = [h for h in hooks if h.get('type') != 'EMAHook']
+
+
+def add_test_time_augmentation(cfg: Config) -> None:
+    """Test with the config's ``tta_pipeline`` and ``tta_model``, in place.
+
+    What mmseg's ``tools/test.py --tta`` does: the test dataset's pipeline
+    becomes ``tta_pipeline`` (a ``TestTimeAug`` giving every image at each
+    scale, unflipped and flipped) and the model is wrapped in ``tta_model``
+    (``SegTTAModel``: the softmax of every pass, resized back to the image,
+    averaged). The checkpoint is still checked against and loaded into the
+    wrapped model.
+
+    Args:
+        cfg (Config): The test config.
+
+    Raises:
+        ValueError: Naming the config when it has no ``tta_pipeline`` or
+            ``tta_model`` (mmseg configs inherit both from their dataset
+            and runtime bases; CAM models have none).
+    """
+    missing = [key for key in ('tta_pipeline', 'tta_model')
+               if cfg.get(key, None) is None]
+    if missing:
+        raise ValueError(f'{cfg.filename} has no {" and no ".join(missing)}:'
+                         ' test-time augmentation needs both')
+    cfg.test_dataloader.dataset.pipeline = copy.deepcopy(cfg.tta_pipeline)
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
 
 
 def add_test_outputs(cfg: Config,

@@ -11,7 +11,8 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
 
     The table has the layout of the paper's Table 1: pseudo-mask mIoU on
     train, and val mIoU of the stage-5 model trained on the pseudo masks of
-    train_aug; rows not measured (or not run) show as blank. ``source``
+    train_aug (one pass, and with ``seg.tta`` mmseg's multi-scale + flip
+    test); rows not measured (or not run) show as blank. ``source``
     names the maps of the first row (CAM, SSENet, LPCAM, ...): the keys of
     results.json keep the ``cam`` names whatever the source.
     """
@@ -23,17 +24,17 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
 
     lines = [
         '| method | pseudo masks, train (mIoU %) | '
-        'stage-5 model, val (mIoU %) |',
-        '|---|---|---|',
-        f"| {source} | {cell('cam')} | |",
-        f"| {source} + Cyc | {cell('cam_cyc')} | |",
+        'stage-5 model, val (mIoU %) | the same, multi-scale + flip |',
+        '|---|---|---|---|',
+        f"| {source} | {cell('cam')} | | |",
+        f"| {source} + Cyc | {cell('cam_cyc')} | | |",
         f'| {source} + Eq. 14 with F = the classifier (no stage 2; '
         'ablation) | '
-        f"{cell('cam_eq14_cls')} | |",
+        f"{cell('cam_eq14_cls')} | | |",
         f"| {source} + RW (AffinityNet) | {cell('cam_rw')} | "
-        f"{cell('seg_val_rw')} |",
+        f"{cell('seg_val_rw')} | {cell('seg_val_rw_tta')} |",
         f"| {source} + RW + Cyc | {cell('cam_rw_cyc')} | "
-        f"{cell('seg_val')} |",
+        f"{cell('seg_val')} | {cell('seg_val_tta')} |",
         '',
         'Pseudo masks at background score 0.2 (CAM + Cyc: N = 16; the '
         'random walk of CAM + RW + Cyc starts from N = 64, which scores '

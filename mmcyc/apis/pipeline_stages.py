@@ -416,12 +416,20 @@ class Pipeline(StageRunner):
         self.run_jobs(jobs)  # the two walks concurrently
 
     def seg(self, force: bool) -> None:
-        """Train the stage-5 model on each pseudo-mask folder, score val."""
+        """Train the stage-5 model on each pseudo-mask folder, score val
+        (with ``seg.tta`` also multi-scale + flip)."""
         config = self.stage_config('seg')
         if force:  # models and scores of folders no longer listed go too
             shutil.rmtree(self.path('seg'), ignore_errors=True)
-            for metrics in glob.glob(self.path('metrics', 'seg_*_val.json')):
-                os.remove(metrics)
+            for pattern in ('seg_*_val.json', 'seg_*_val_tta.json'):
+                for metrics in glob.glob(self.path('metrics', pattern)):
+                    os.remove(metrics)
+        # val scored as the model predicts (one pass at the image's size)
+        # and, with seg.tta, also with the stage config's tta_pipeline
+        # (mmseg's multi-scale + flip test, tools/test.py --tta)
+        tests = [('', [], 'scored')]
+        if self.cfg.seg.get('tta', False):
+            tests.append(('_tta', ['--tta'], 'scored with multi-scale + flip'))
         jobs = []
         for name in self.cfg.seg.get('pseudo_masks', ('rw_cyc', )):
             if name not in SEG_ROWS:
@@ -429,19 +437,22 @@ class Pipeline(StageRunner):
                     f'seg.pseudo_masks in {self.cfg.filename} names {name!r}:'
                     f' expected some of {sorted(SEG_ROWS)}')
             work = self.path('seg', name)
-            metrics = self.path('metrics', f'seg_{name}_val.json')
-            if self.scored(metrics, force, f'seg: model on {name} scored'):
-                continue
             masks = (f'train_dataloader.dataset.data_prefix.seg_map_path='
                      f'{self.path("pseudo_masks", name)}')
-            jobs.append(
-                self.train_cmds('seg', force, masks, work=work) + [
+            job = []
+            for suffix, flags, what in tests:
+                metrics = self.path('metrics', f'seg_{name}_val{suffix}.json')
+                if self.scored(metrics, force, f'seg: model on {name} {what}'):
+                    continue
+                job.append(
                     self.tool_cmd('test.py', config,
-                                  self.final_checkpoint('seg', work),
+                                  self.final_checkpoint('seg', work), *flags,
                                   '--work-dir', work, '--metrics-json',
                                   metrics, '--cfg-options',
-                                  *self.data_options(config), masks)
-                ])
+                                  *self.data_options(config), masks))
+            if job:
+                jobs.append(
+                    self.train_cmds('seg', force, masks, work=work) + job)
         self.run_jobs(jobs)  # one model a folder, trained concurrently
 
     # ------------------------------------------------------------ results
@@ -463,6 +474,8 @@ class Pipeline(StageRunner):
                  ('cam_rw_train_aug', 'rw_train_aug'),
                  ('cam_rw_cyc_train_aug', 'rw_cyc_train_aug')]
         names += [(row, f'seg_{name}_val') for name, row in SEG_ROWS.items()]
+        names += [(row + '_tta', f'seg_{name}_val_tta')
+                  for name, row in SEG_ROWS.items()]
         for key, name in names:
             path = self.path('metrics', f'{name}.json')
             if osp.isfile(path):

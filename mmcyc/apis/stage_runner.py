@@ -51,6 +51,7 @@ STAGE_ENTRIES = {
     'seg': ('seg', ),
 }
 # pseudo-mask folder (WORK/pseudo_masks/<name>) -> its results.json row
+# (with seg.tta, the multi-scale + flip score is that row + '_tta')
 SEG_ROWS = {'rw_cyc': 'seg_val', 'rw': 'seg_val_rw'}
 
 
@@ -61,7 +62,7 @@ CONFIG_SCHEMA = {
     'cyc': ({'config'}, set()),
     'refine': ({'num_refs', 'num_refs_rw'}, set()),
     'aff': ({'config'}, set()),
-    'seg': ({'config'}, {'pseudo_masks'}),
+    'seg': ({'config'}, {'pseudo_masks', 'tta'}),
     # optional: LPCAM maps (from the stage-1 classifier and its CAMs of
     # ``split``) replace the CAMs that every later stage reads
     'lpcam': ({'config'}, {'split'}),

@@ -7,4 +7,5 @@ cyc = dict(config='tests/data/cyc_tiny_synthvoc.py')
 refine = dict(num_refs=4, num_refs_rw=8)
 aff = dict(config='tests/data/aff_tiny_synthvoc.py')
 seg = dict(
-    config='tests/data/seg_tiny_synthvoc.py', pseudo_masks=['rw_cyc', 'rw'])
+    config='tests/data/seg_tiny_synthvoc.py', pseudo_masks=['rw_cyc', 'rw'],
+    tta=True)

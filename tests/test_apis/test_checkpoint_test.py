@@ -3,7 +3,9 @@ tested through tools/test.py in tests/test_tools/test_train_test.py)."""
 import pytest
 from mmengine.config import Config
 
-from mmcyc.apis.checkpoint_test import add_test_outputs, output_parts
+from mmcyc.apis.checkpoint_test import (add_test_outputs,
+                                        add_test_time_augmentation,
+                                        output_parts)
 
 
 def test_add_test_outputs_sets_writers_and_readers():
@@ -40,3 +42,25 @@ def test_input_cam_dir_needs_a_reader():
     cfg = Config.fromfile('configs/cam_resnet38_synthvoc.py')
     with pytest.raises(ValueError, match='has no LoadCAMFromFile'):
         add_test_outputs(cfg, input_cam_dir='/cams')
+
+
+def test_test_time_augmentation_wraps_model_and_pipeline():
+    cfg = Config.fromfile('configs/fcn_r18-d8_synthvoc-pseudo.py')
+    model = cfg.model.to_dict()
+    add_test_time_augmentation(cfg)
+    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.module.to_dict() == model
+    load, tta = cfg.test_dataloader.dataset.pipeline
+    assert load['type'] == 'LoadCheckedImageFromFile'
+    resizes, flips, annotations, pack = tta['transforms']
+    assert [r['scale_factor'] for r in resizes] == [
+        0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert [f['prob'] for f in flips] == [0., 1.]
+    assert annotations[0]['type'] == 'LoadCheckedAnnotations'
+
+
+def test_test_time_augmentation_needs_a_tta_pipeline():
+    cfg = Config.fromfile('configs/cam_resnet38_synthvoc.py')
+    with pytest.raises(ValueError,
+                       match=r'cam_resnet38_synthvoc\.py has no tta_pipeline'):
+        add_test_time_augmentation(cfg)

@@ -94,6 +94,10 @@ def test_results_and_outputs(pipeline_run):
             'SegmentationClass'
         assert 0 <= results[row] <= 100
         assert f'{results[row]:.2f}' in proc.stdout
+        # seg.tta: also scored with mmseg's multi-scale + flip test
+        assert 0 <= results[row + '_tta'] <= 100
+        assert f'{results[row]:.2f} | {results[row + "_tta"]:.2f} |' in \
+            proc.stdout
     # the trainings did not validate: each model is scored by a later step
     for stage in ('cam', 'aff'):
         logs = list((work / 'work' / stage).glob('*/*.log'))
@@ -183,6 +187,7 @@ def test_changed_stage_setting_remakes_it_and_what_follows(
     with open(copy / 'results.json') as f:
         results = json.load(f)
     assert 'seg_val_rw' in results and 'seg_val' not in results
+    assert 'seg_val_rw_tta' in results and 'seg_val_tta' not in results
     assert not (copy / 'seg' / 'rw_cyc').exists()
     assert (copy / 'seg' / 'rw' / 'iter_4.pth').is_file()
 
