@@ -166,14 +166,20 @@ def test_dist_train_two_cpu_processes(tiny_synthvoc, tmp_path, run_tool,
     assert ckpt['meta']['iter'] == 3
 
 
+def command_line(pid):
+    """A process's command line from /proc, its arguments joined by spaces
+    (OSError once the process is gone)."""
+    with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        return f.read().replace(b'\0', b' ').decode()
+
+
 def processes_with(text):
     """PIDs of the processes whose command line contains ``text``."""
     import os
     pids = []
     for pid in filter(str.isdigit, os.listdir('/proc')):
         try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                cmdline = f.read().replace(b'\0', b' ').decode()
+            cmdline = command_line(pid)
         except OSError:
             continue
         if text in cmdline:
@@ -189,8 +195,7 @@ def describe_processes(pids):
         try:
             with open(f'/proc/{pid}/stat') as f:
                 fields = f.read().rsplit(')', 1)[1].split()
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                cmdline = f.read().replace(b'\0', b' ').decode()
+            cmdline = command_line(pid)
         except OSError:
             lines.append(f'{pid}: gone')
             continue
@@ -229,8 +234,7 @@ def test_sigterm_to_dist_train_stops_every_worker(tiny_synthvoc, tmp_path,
         while processes_with(work) and time.time() < deadline:
             time.sleep(0.5)
         left = processes_with(work)
-        if left:
-            launcher_log.flush()
+        if left:  # the launcher wrote to the file's descriptor directly
             tail = (tmp_path / 'dist_train.log').read_text()[-3000:]
             raise AssertionError(
                 'left running 60 s after SIGTERM:\n' +
