@@ -13,8 +13,9 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
     train, and val mIoU of the stage-5 model trained on the pseudo masks of
     train_aug (one pass, and with ``seg.tta`` mmseg's multi-scale + flip
     test); rows not measured (or not run) show as blank. ``source``
-    names the maps of the first row (CAM, SSENet, LPCAM, ...): the keys of
-    results.json keep the ``cam`` names whatever the source.
+    names the maps (CAM, SSENet, LPCAM, ...) in every row, note and recall
+    label of results.md: the keys of results.json keep the ``cam`` names
+    whatever the source.
     """
 
     def cell(key: str) -> str:
@@ -36,11 +37,12 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
         f"| {source} + RW + Cyc | {cell('cam_rw_cyc')} | "
         f"{cell('seg_val')} | {cell('seg_val_tta')} |",
         '',
-        'Pseudo masks at background score 0.2 (CAM + Cyc: N = 16; the '
-        'random walk of CAM + RW + Cyc starts from N = 64, which scores '
-        f"{cell('cam_cyc_rw_n')} before the walk). Also measured: CAM on val "
-        f"{cell('cam_val')}; CAM on train at the oracle background score "
-        f"{rows.get('cam_sweep_bg', '')}: {cell('cam_sweep_best')}.",
+        f'Pseudo masks at background score 0.2 ({source} + Cyc: N = 16; '
+        f'the random walk of {source} + RW + Cyc starts from N = 64, which '
+        f"scores {cell('cam_cyc_rw_n')} before the walk). Also measured: "
+        f"{source} on val {cell('cam_val')}; {source} on train at the oracle "
+        f"background score {rows.get('cam_sweep_bg', '')}: "
+        f"{cell('cam_sweep_best')}.",
     ]
     if 'cam_base' in rows:
         lines[-1] += (f' The stage-1 CAMs that {source} starts from score '
@@ -53,14 +55,15 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
             f"features {cell('corr_acc_cls')}, CyCSNet "
             f"{cell('corr_acc_cyc')}.",
             '',
-            '| CAMs of train | recall on salient parts | on weak parts | '
-            'on bodies |',
+            f'| {source} maps of train | recall on salient parts | '
+            'on weak parts | on bodies |',
             '|---|---|---|---|',
         ]
-        for cams, label in (('cam', 'CAM'), ('cyc', 'CAM + Cyc (N = 16)'),
-                            ('cyc_rw', 'CAM + Cyc (N = 64)'),
-                            ('eq14_cls', 'CAM + Eq. 14 with F = classifier '
-                             '(no stage 2)')):
+        for cams, label in (
+                ('cam', source), ('cyc', f'{source} + Cyc (N = 16)'),
+                ('cyc_rw', f'{source} + Cyc (N = 64)'),
+                ('eq14_cls', f'{source} + Eq. 14 with F = classifier '
+                 '(no stage 2)')):
             lines.append(f'| {label} | ' + ' | '.join(
                 cell(f'recall_{cams}_{region}')
                 for region in ('salient', 'weak', 'body')) + ' |')

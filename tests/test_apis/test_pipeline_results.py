@@ -1,0 +1,43 @@
+# Copyright (c) mmcyc contributors. All rights reserved.
+"""results.json / results.md of the main job (write_results)."""
+import json
+import re
+
+from mmcyc.apis import write_results
+
+
+def _rows():
+    return dict(cam=27.389999, cam_cyc=27.23, cam_rw=26.62, cam_rw_cyc=None,
+                cam_val=26.13, cam_sweep_bg=0.05, cam_sweep_best=29.21,
+                cam_cyc_rw_n=27.0, corr_acc_cls=38.05, corr_acc_cyc=9.74,
+                recall_cam_salient=37.41, recall_cam_weak=38.08,
+                recall_cam_body=43.8)
+
+
+def test_write_results_table_and_json(tmp_path):
+    rows = _rows()
+    table = write_results(rows, str(tmp_path))
+    assert (tmp_path / 'results.md').read_text() == table
+    assert json.loads((tmp_path / 'results.json').read_text()) == rows
+    lines = table.splitlines()
+    assert lines[2] == '| CAM | 27.39 | | |'
+    # a row measured as None shows n/a, a row not run stays blank
+    assert lines[6] == '| CAM + RW + Cyc | n/a |  |  |'
+    assert '| CAM + Eq. 14 with F = the classifier' in lines[4]
+    assert lines[4].endswith('|  | | |')
+    assert '| CAM + Cyc (N = 16) |  |  |  |' in lines
+    assert '| CAM | 37.41 | 38.08 | 43.80 |' in lines
+
+
+def test_write_results_names_the_source_everywhere(tmp_path):
+    rows = dict(_rows(), cam_base=25.0)
+    table = write_results(rows, str(tmp_path), source='LPCAM')
+    # every mention of the maps names the source: no bare "CAM" is left
+    # but in the note on the stage-1 CAMs the source starts from
+    bare = [line for line in table.splitlines()
+            if re.search(r'(?<!LP)CAM', line)]
+    assert len(bare) == 1 and 'stage-1 CAMs that LPCAM starts from score ' \
+        '25.00' in bare[0]
+    assert 'LPCAM on val 26.13' in table
+    assert '(LPCAM + Cyc: N = 16;' in table
+    assert '| LPCAM + Cyc (N = 64) |' in table
