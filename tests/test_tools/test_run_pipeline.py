@@ -256,6 +256,31 @@ def test_walk_resumes_from_masks_already_written(pipeline_run, run_tool,
     assert len(list(out.glob('*.png'))) == len(names)
 
 
+def test_sweep_over_a_run_repeats_its_refinement_rows(pipeline_run, run_tool,
+                                                     python, tmp_path):
+    """sweep_num_refs.py --run WORK takes the run's config, weights, CAMs,
+    data and seed from its manifests: at N = refine.num_refs it gives the
+    run's "CAM + Cyc" row, with --classifier-features its "Eq. 14, F =
+    classifier" row (each a refinement of its own, not a copy)."""
+    work, _, _ = pipeline_run
+    run = str(work / 'work')
+    for flags, row in (([], 'cyc_train'),
+                       (['--classifier-features'], 'eq14_cls_train')):
+        out = tmp_path / row
+        run_tool(python, 'tools/analysis_tools/sweep_num_refs.py', '--run',
+                 run, '--out-dir', str(out), '--num-refs', '0', '4',
+                 '--workers', '0', *flags)
+        with open(work / 'work' / 'metrics' / f'{row}.json') as f:
+            expected = json.load(f)
+        with open(out / 'table4.json') as f:
+            rows = json.load(f)
+        assert rows[1]['num_refs'] == expected['num_refs'] == 4
+        assert rows[1]['mIoU'] == pytest.approx(expected['mIoU'], abs=1e-6)
+        assert rows[0]['mIoU'] == pytest.approx(
+            expected['mIoU_unrefined'], abs=1e-6)
+        assert len(list((out / 'n4').glob('*.npz'))) == 8
+
+
 @pytest.mark.parametrize('typo, message', [
     ("aff = dict(_delete_=True, conifg='tests/data/aff_tiny_synthvoc.py')",
      "aff has missing keys ['config'] and unknown keys ['conifg']"),
