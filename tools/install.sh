@@ -7,7 +7,7 @@
 #
 # The order matters (see requirements/*.txt for why each pin is what it is):
 #   1. torch (CPU wheel), setuptools < 82 and numpy 2.3 -- mmcv's build imports torch;
-#   2. mmcv 2.1.0 built from source against that torch (about 6 minutes on 2 cores the
+#   2. mmcv 2.1.0 built from source against that torch (6-34 minutes on 2 cores the
 #      first time; pip caches the wheel, so later installs take about a minute);
 #   3. mmengine, mmsegmentation, mmpretrain, pydensecrf2 and the rest; torchvision without its
 #      dependencies (see tools/patch_torchvision.py);
@@ -41,7 +41,7 @@ else
     "${PIP[@]}" -r requirements/build.txt
 fi
 
-step "2/4 mmcv 2.1.0 from source (first build ~6 min on 2 cores, cached afterwards)"
+step "2/4 mmcv 2.1.0 from source (first build 6-34 min on 2 cores, cached afterwards)"
 if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
     step "    mmcv 2.1.0 with ops already installed"
 else
