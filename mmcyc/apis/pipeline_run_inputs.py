@@ -6,9 +6,10 @@ data and sampling seed."""
 import os.path as osp
 from typing import List
 
-from mmcyc.utils.config_options import data_root_options, final_checkpoint_name
+from mmengine.config import Config
+
 from mmcyc.utils.manifest import read_manifest
-from .stage_runner import PROJECT_ROOT
+from .pipeline_stages import Pipeline
 
 
 def _done_stage_parts(work_dir: str, stage: str) -> dict:
@@ -26,20 +27,23 @@ def _done_stage_parts(work_dir: str, stage: str) -> dict:
     return manifest['parts']
 
 
-def _stage_config(parts: dict, entry: str, manifest: str) -> str:
+def _entry(parts: dict, entry: str, stage: str) -> dict:
+    """A pipeline config entry as the stage's manifest recorded it."""
     try:
-        config = parts['entries'][entry]['config']
+        return parts['entries'][entry]
     except KeyError:
-        raise KeyError(f'{manifest}: no entries.{entry}.config in its parts; '
-                       'expected a manifest written by run_pipeline') from None
-    return config if osp.isabs(config) else osp.join(PROJECT_ROOT, config)
+        raise KeyError(f'manifests/{stage}.json: no entries.{entry} in its '
+                       'parts; expected a manifest written by run_pipeline'
+                       ) from None
 
 
 class PipelineRunInputs:
     """Stage 3's inputs of a run of ``tools/run_pipeline.py``.
 
     Read from the run's manifests (``WORK/manifests/cam_train.json`` and
-    ``refine.json``), which must say 'done'.
+    ``refine.json``), which must say 'done'; the paths are those of the
+    :class:`Pipeline` that made the run, rebuilt from the config entries the
+    manifests recorded.
 
     Args:
         work_dir (str): The run's ``--work-dir``.
@@ -58,30 +62,30 @@ class PipelineRunInputs:
         work_dir = osp.abspath(work_dir)
         refine = _done_stage_parts(work_dir, 'refine')
         cam = _done_stage_parts(work_dir, 'cam_train')
-        manifests = osp.join(work_dir, 'manifests')
-        self.cyc_config = _stage_config(refine, 'cyc',
-                                        osp.join(manifests, 'refine.json'))
-        cam_config = _stage_config(cam, 'cam',
-                                   osp.join(manifests, 'cam_train.json'))
-        self.cyc_checkpoint = osp.join(work_dir, 'cyc',
-                                       final_checkpoint_name(self.cyc_config))
-        self.cam_checkpoint = osp.join(work_dir, 'cam',
-                                       final_checkpoint_name(cam_config))
-        self.cam_dir = osp.join(work_dir, 'cams', 'cam')
+        cfg = Config(
+            dict(
+                cam=_entry(cam, 'cam', 'cam_train'),
+                cyc=_entry(refine, 'cyc', 'refine'),
+                refine=_entry(refine, 'refine', 'refine')))
+        self._pipeline = Pipeline(cfg, work_dir, refine['data_root'],
+                                  logger=None, seed=refine['seed'])
+        self.cyc_config = self._pipeline.stage_config('cyc')
+        self.cyc_checkpoint = self._pipeline.final_checkpoint('cyc')
+        self.cam_checkpoint = self._pipeline.cam_checkpoint()
+        self.cam_dir = self._pipeline.path('cams', 'cam')
         self.seed = refine['seed']
         self.data_root = refine['data_root']
-        self.num_refs = refine['entries']['refine']['num_refs']
+        self.num_refs = cfg.refine.num_refs
 
     def cfg_options(self) -> List[str]:
         """``--cfg-options`` items for ``tools/refine_cam.py`` with
         :attr:`cyc_config`: the run's data and, with a seed, its sampling
         seed (``refiner.seed``), as the main job passes them."""
-        seed = [] if self.seed is None else [f'refiner.seed={self.seed}']
-        return data_root_options(self.cyc_config, self.data_root) + seed
+        return (self._pipeline.data_options(self.cyc_config) +
+                self._pipeline.refiner_seed_options())
 
     def weights(self, classifier_features: bool = False) -> List[str]:
-        """``tools/refine_cam.py``'s weight arguments: the trained CyCSNet,
-        or F = the stage-1 classifier (the main job's ``eq14_cls`` row)."""
-        if classifier_features:
-            return ['-', '--init-from-classifier', self.cam_checkpoint]
-        return [self.cyc_checkpoint]
+        """``tools/refine_cam.py``'s weight arguments, as the main job gives
+        them: the trained CyCSNet, or F = the stage-1 classifier (its
+        ``eq14_cls`` row)."""
+        return self._pipeline.refine_weights(classifier_features)

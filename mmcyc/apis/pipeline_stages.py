@@ -328,8 +328,7 @@ class Pipeline(StageRunner):
         Eq. 14 with N = 16 and F = the classifier's backbone (F before
         stage 2), with its own bank.
         """
-        cyc = [self.final_checkpoint('cyc')]
-        cls = ['-', '--init-from-classifier', self.cam_checkpoint()]
+        cyc, cls = self.refine_weights(), self.refine_weights(True)
         runs = (('cyc', cyc, self.cfg.refine.num_refs, ('train', )),
                 ('cyc_rw', cyc, self.cfg.refine.num_refs_rw, ('train',
                                                               'train_aug')),
@@ -343,7 +342,7 @@ class Pipeline(StageRunner):
                 if osp.isfile(bank):
                     os.remove(bank)
         config = self.stage_config('cyc')
-        seed = [f'refiner.seed={self.seed}'] if self.seed is not None else []
+        seed = self.refiner_seed_options()
         # one job a feature bank: the runs sharing a bank in order (the
         # first builds it), the jobs concurrently
         jobs = {}
@@ -366,6 +365,19 @@ class Pipeline(StageRunner):
         self.run_jobs(list(jobs.values()))
         for name, _, _, _ in runs:
             self.part_recall(name, force)
+
+    def refine_weights(self, classifier_features: bool = False
+                       ) -> List[str]:
+        """``tools/refine_cam.py``'s weight arguments: the trained CyCSNet,
+        or F = the stage-1 classifier (the ``eq14_cls`` ablation)."""
+        if classifier_features:
+            return ['-', '--init-from-classifier', self.cam_checkpoint()]
+        return [self.final_checkpoint('cyc')]
+
+    def refiner_seed_options(self) -> List[str]:
+        """``--cfg-options`` items giving ``tools/refine_cam.py`` the run's
+        sampling seed (none without ``--seed``: the config's)."""
+        return [f'refiner.seed={self.seed}'] if self.seed is not None else []
 
     def aff_train(self, force: bool) -> None:
         cams = self.path('cams', 'cam')
