@@ -3,6 +3,7 @@
 
     python tools/run_pipeline.py [--config configs/pipeline_synthvoc.py]
                                  [--work-dir work_dirs/pipeline] [--from STAGE]
+                                 [--to STAGE]
 
 Stages (each a call of the stage's own tool, as a user would run it):
 
@@ -34,7 +35,8 @@ child ``run_pipeline.py --only ...`` with half the CPU threads.
 
 A stage whose output exists is skipped, so an interrupted run continues where
 it stopped (an interrupted training resumes from its last checkpoint);
-``--from STAGE`` reruns that stage and every later one. The measured rows go
+``--from STAGE`` reruns that stage and every later one; ``--to STAGE`` stops
+after that stage (a later run without it goes on). The measured rows go
 to ``WORK_DIR/results.json`` (mIoU in percent) and ``WORK_DIR/results.md``
 (the layout of the paper's Table 1: pseudo masks on train, and the val mIoU
 of the segmentation model trained on them).
@@ -77,6 +79,13 @@ def parse_args():
         choices=STAGES,
         help='rerun this stage and all later ones')
     parser.add_argument(
+        '--to',
+        dest='to_stage',
+        choices=STAGES,
+        help='stop after this stage; results.json holds the rows measured '
+        'so far (e.g. --to rw leaves out stage 5, the longest; a later run '
+        'without --to goes on from there)')
+    parser.add_argument(
         '--only',
         nargs='+',
         choices=STAGES,
@@ -93,7 +102,8 @@ def main():
     args = parse_args()
     run_pipeline(args.config, args.work_dir, data_root=args.data_root,
                  seed=args.seed, from_stage=args.from_stage, only=args.only,
-                 sequential=args.sequential, entry=osp.abspath(__file__))
+                 sequential=args.sequential, to_stage=args.to_stage,
+                 entry=osp.abspath(__file__))
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
@@ -24,7 +24,7 @@ from mmcyc.fileio import is_complete_checkpoint, repair_resume_point
 from mmcyc.utils import atomic_open
 from mmcyc.utils.config_options import final_checkpoint_name, transform_options
 from mmcyc.visualization import add_local_image, draw_curves, read_scalars
-from .stage_runner import SEG_ROWS, SOURCE_NAMES, StageRunner
+from .stage_runner import SEG_ROWS, SOURCE_NAMES, STAGES, StageRunner
 
 
 # a cfg option that keeps a training from validating (its loop validates
@@ -468,41 +468,58 @@ class Pipeline(StageRunner):
         self.run_jobs(jobs)  # one model a folder, trained concurrently
 
     # ------------------------------------------------------------ results
-    def collect(self) -> dict:
+    def collect(self, to_stage: Optional[str] = None) -> dict:
+        """The measured rows: every score file the stages have written.
+
+        Args:
+            to_stage (str, optional): Leave out the rows of the stages after
+                it (a run stopped there: scores of later stages left by an
+                earlier run need not match what it made). Defaults to
+                None, every stage.
+
+        Returns:
+            dict: results.json's rows (mIoU and recalls in percent).
+        """
+        last = STAGES.index(to_stage) if to_stage else len(STAGES) - 1
+
+        def load(stage: str, name: str) -> Optional[dict]:
+            path = self.path('metrics', f'{name}.json')
+            if STAGES.index(stage) > last or not osp.isfile(path):
+                return None
+            with open(path) as f:
+                return json.load(f)
+
         rows = {}
         for key, name in (('cam', 'cam_train'), ('cam_val', 'cam_val'),
                           ('cam_base', 'cam_base_train')):
-            path = self.path('metrics', f'{name}.json')
-            if osp.isfile(path):
-                with open(path) as f:
-                    metrics = json.load(f)
+            metrics = load('cam_infer', name)
+            if metrics is not None:
                 rows[key] = metrics['mIoU']
                 rows[key + '_sweep_best'] = metrics['sweep/best_mIoU']
                 rows[key + '_sweep_bg'] = metrics['sweep/best_bg_score']
-        names = [('cam_cyc', 'cyc_train'), ('cam_cyc_rw_n', 'cyc_rw_train'),
-                 ('cam_eq14_cls', 'eq14_cls_train'),
-                 ('cam_rw', 'rw_train'),
-                 ('cam_rw_cyc', 'rw_cyc_train'),
-                 ('cam_rw_train_aug', 'rw_train_aug'),
-                 ('cam_rw_cyc_train_aug', 'rw_cyc_train_aug')]
-        names += [(row, f'seg_{name}_val') for name, row in SEG_ROWS.items()]
-        names += [(row + '_tta', f'seg_{name}_val_tta')
+        names = [('refine', 'cam_cyc', 'cyc_train'),
+                 ('refine', 'cam_cyc_rw_n', 'cyc_rw_train'),
+                 ('refine', 'cam_eq14_cls', 'eq14_cls_train'),
+                 ('rw', 'cam_rw', 'rw_train'),
+                 ('rw', 'cam_rw_cyc', 'rw_cyc_train'),
+                 ('rw', 'cam_rw_train_aug', 'rw_train_aug'),
+                 ('rw', 'cam_rw_cyc_train_aug', 'rw_cyc_train_aug')]
+        names += [('seg', row, f'seg_{name}_val')
                   for name, row in SEG_ROWS.items()]
-        for key, name in names:
-            path = self.path('metrics', f'{name}.json')
-            if osp.isfile(path):
-                with open(path) as f:
-                    rows[key] = json.load(f)['mIoU']
+        names += [('seg', row + '_tta', f'seg_{name}_val_tta')
+                  for name, row in SEG_ROWS.items()]
+        for stage, key, name in names:
+            metrics = load(stage, name)
+            if metrics is not None:
+                rows[key] = metrics['mIoU']
         for features in ('cls', 'cyc'):
-            path = self.path('metrics', f'corr_{features}.json')
-            if osp.isfile(path):
-                with open(path) as f:
-                    rows[f'corr_acc_{features}'] = json.load(f)['corr_acc']
-        for cams in ('cam', 'cyc', 'cyc_rw', 'eq14_cls'):
-            path = self.path('metrics', f'recall_{cams}_train.json')
-            if osp.isfile(path):
-                with open(path) as f:
-                    recall = json.load(f)
+            metrics = load('corr', f'corr_{features}')
+            if metrics is not None:
+                rows[f'corr_acc_{features}'] = metrics['corr_acc']
+        for cams, stage in (('cam', 'cam_infer'), ('cyc', 'refine'),
+                            ('cyc_rw', 'refine'), ('eq14_cls', 'refine')):
+            recall = load(stage, f'recall_{cams}_train')
+            if recall is not None:
                 for region in ('salient', 'weak', 'body'):
                     rows[f'recall_{cams}_{region}'] = recall[region]
         return rows

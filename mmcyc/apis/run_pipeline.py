@@ -55,6 +55,7 @@ def run_pipeline(config: str,
                  from_stage: Optional[str] = None,
                  only: Optional[Sequence[str]] = None,
                  sequential: bool = False,
+                 to_stage: Optional[str] = None,
                  entry: Optional[str] = None) -> Optional[dict]:
     """Run the main job: each stage unless it is done with its inputs.
 
@@ -72,18 +73,32 @@ def run_pipeline(config: str,
             the results are then not collected.
         sequential (bool): Run the lanes (stages 4-6 and 7) one after the
             other instead of side by side. Defaults to False.
+        to_stage (str, optional): Stop after this stage; the rows measured
+            so far are collected. A later run without it resumes from the
+            stages done (e.g. ``to_stage='rw'`` leaves out stage 5, the
+            longest). A stop within stages 4-6 leaves the AffinityNet lane
+            out, and the CyCSNet lane then runs alone on every thread (as
+            with ``sequential``): thread counts change the last digits of
+            its rows (README, finding 6).
         entry (str, optional): The script that runs a lane when called
             with ``--only`` (the lanes are child processes). Defaults to
             ``tools/run_pipeline.py`` of the project.
 
     Returns:
-        dict | None: The measured rows (also in ``work_dir/results.json``),
-        None with ``only``.
+        dict | None: The measured rows (also in ``work_dir/results.json``;
+        with ``to_stage`` those of the stages run), None with ``only``.
     """
     cfg = Config.fromfile(config)
     check_pipeline_config(cfg)
     if from_stage is not None and from_stage not in STAGES:
         raise ValueError(f'from_stage must be one of {STAGES}, got '
+                         f'{from_stage!r}')
+    if to_stage is not None and to_stage not in STAGES:
+        raise ValueError(f'to_stage must be one of {STAGES}, got '
+                         f'{to_stage!r}')
+    if (from_stage is not None and to_stage is not None
+            and STAGES.index(to_stage) < STAGES.index(from_stage)):
+        raise ValueError(f'to_stage {to_stage!r} comes before from_stage '
                          f'{from_stage!r}')
     wrong = [stage for stage in only or () if stage not in STAGES]
     if wrong:
@@ -106,27 +121,35 @@ def run_pipeline(config: str,
             logger.info(f'removed {removed} temporary files of writers '
                         f'killed in an earlier run under {work_dir}')
     first_forced = STAGES.index(from_stage) if from_stage else None
-    lanes = {stage: lane for lane in LANES for stage in lane}
+    last = STAGES.index(to_stage) if to_stage else len(STAGES) - 1
+    # the lanes cut at the last stage run; a lane left empty is not started
+    run_lanes = [kept for kept in ([stage for stage in lane
+                                    if STAGES.index(stage) <= last]
+                                   for lane in LANES) if kept]
+    lanes = {stage: lane for lane in run_lanes for stage in lane}
     start = time.time()
     for index, stage in enumerate(STAGES):
+        if index > last:
+            break
         if only and stage not in only:
             continue
         if not only and not sequential and stage in lanes:
-            if stage != LANES[0][0]:
+            if stage != run_lanes[0][0]:
                 continue  # ran in its lane
-            forced = first_forced is not None and \
-                first_forced <= STAGES.index(LANES[0][0])
+            # forced when any lane stage is at or after from_stage
+            forced = first_forced is not None and any(
+                STAGES.index(s) >= first_forced for s in lanes)
             if not forced and all(pipeline.stage_done(s) for s in lanes):
                 logger.info(f'stages {", ".join(sorted(lanes))}: done with '
                             'the current inputs, skipped')
                 continue
             logger.info(f'stages {", ".join(sorted(lanes))} in lanes: ' +
-                        ' | '.join(' -> '.join(lane) for lane in LANES))
+                        ' | '.join(' -> '.join(lane) for lane in run_lanes))
             stage_start = time.time()
             # the lanes stop their own tools on a signal: a longer grace
             pipeline.run_jobs(
                 [[lane_cmd(entry, config, work_dir, data_root, lane, seed,
-                           from_stage)] for lane in LANES],
+                           from_stage)] for lane in run_lanes],
                 grace_s=20.0)
             logger.info(f'lanes done in {time.time() - stage_start:.0f} s')
             continue
@@ -139,9 +162,10 @@ def run_pipeline(config: str,
                     f'{time.time() - stage_start:.0f} s')
     if only:
         return None
-    rows = pipeline.collect()
+    rows = pipeline.collect(to_stage)
     table = write_results(rows, work_dir, pipeline.source_name())
-    logger.info(f'pipeline done in {time.time() - start:.0f} s; '
+    done = f'stopped after {to_stage}' if to_stage else 'pipeline done'
+    logger.info(f'{done} in {time.time() - start:.0f} s; '
                 f'results in {osp.join(work_dir, "results.json")}\n{table}')
     print(table)
     return rows

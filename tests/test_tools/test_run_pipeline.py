@@ -192,6 +192,75 @@ def test_changed_stage_setting_remakes_it_and_what_follows(
     assert (copy / 'seg' / 'rw' / 'iter_4.pth').is_file()
 
 
+def _copy_of_run(pipeline_run, tmp_path):
+    """The module's finished run copied (a stage's key does not depend on
+    its folder), and its command pointed at the copy."""
+    work, args, _ = pipeline_run
+    copy = tmp_path / 'work'
+    shutil.copytree(work / 'work', copy)
+    return copy, [str(copy) if a == str(work / 'work') else a for a in args]
+
+
+# results.json's rows made after stage 5 ``corr``: refine, rw and seg
+ROWS_AFTER_CORR = ('cam_cyc', 'cam_eq14_cls', 'cam_rw', 'seg_val',
+                   'recall_cyc', 'recall_eq14_cls')
+
+
+def test_to_stops_after_the_named_stage(pipeline_run, run_tool, tmp_path):
+    """``--to corr`` on a finished run: the lanes are cut after corr (the
+    AffinityNet lane, all after it, is not started), no later stage is
+    looked at, and results.json keeps only the rows of the stages up to
+    corr, with the values of the full run."""
+    work, _, _ = pipeline_run
+    copy, args = _copy_of_run(pipeline_run, tmp_path)
+    proc = run_tool(*args, '--to', 'corr')
+    log = proc.stdout + proc.stderr
+    assert ('stages corr, cyc_train: done with the current inputs, '
+            'skipped') in log
+    for stage in ('cam_train', 'cam_infer'):
+        assert f'{stage}: done with the current inputs' in log
+    for stage in ('refine', 'aff_train', 'rw', 'seg'):
+        assert f'{stage}: done with' not in log and \
+            f'stage {stage}' not in log
+    assert 'stopped after corr' in log
+    with open(work / 'work' / 'results.json') as f:
+        full = json.load(f)
+    with open(copy / 'results.json') as f:
+        cut = json.load(f)
+    assert any(key.startswith(ROWS_AFTER_CORR) for key in full)
+    assert cut == {
+        key: value
+        for key, value in full.items() if not key.startswith(ROWS_AFTER_CORR)
+    }
+    assert 'cam' in cut and 'corr_acc_cyc' in cut
+    assert '| CAM + Cyc |  |' in (copy / 'results.md').read_text()
+
+
+def test_from_a_later_lane_stage_reruns_it(pipeline_run, run_tool, tmp_path):
+    """``--from aff_train --to aff_train``: the lanes start although every
+    lane stage is done (aff_train is forced); the CyCSNet lane's stages,
+    before aff_train, are kept, and nothing after aff_train runs."""
+    copy, args = _copy_of_run(pipeline_run, tmp_path)
+    checkpoint = copy / 'aff' / 'epoch_2.pth'
+    before = checkpoint.stat().st_mtime_ns
+    proc = run_tool(*args, '--from', 'aff_train', '--to', 'aff_train')
+    log = proc.stdout + proc.stderr
+    assert 'in lanes: cyc_train -> corr -> refine | aff_train' in log
+    assert 'stage aff_train (forced)' in log
+    for stage in ('cyc_train', 'corr', 'refine'):
+        assert f'{stage}: done with the current inputs' in log
+    assert 'stage rw' not in log and 'stopped after aff_train' in log
+    assert checkpoint.stat().st_mtime_ns != before  # trained anew
+
+
+def test_to_before_from_is_refused(tmp_path):
+    from mmcyc.apis.run_pipeline import run_pipeline
+    with pytest.raises(ValueError, match="to_stage 'cam_infer' comes before"):
+        run_pipeline(CONFIG, str(tmp_path / 'work'), from_stage='refine',
+                     to_stage='cam_infer')
+    assert not (tmp_path / 'work').exists()
+
+
 def test_distributed_walk_matches_the_main_job(pipeline_run, run_tool, python,
                                                free_port):
     """Stage 4's random walk on 2 CPU ranks (gloo, tools/dist_test.sh): each
