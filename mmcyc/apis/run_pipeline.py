@@ -10,6 +10,8 @@ from typing import List, Optional, Sequence
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
+from mmcyc.utils.work_dir_lock import work_dir_lock
+
 from .pipeline_results import write_results
 from .pipeline_stages import Pipeline
 from .stage_runner import LANES, PROJECT_ROOT, STAGES, check_pipeline_config
@@ -87,6 +89,10 @@ def run_pipeline(config: str,
     Returns:
         dict | None: The measured rows (also in ``work_dir/results.json``;
         with ``to_stage`` those of the stages run), None with ``only``.
+
+    Raises:
+        WorkDirBusyError: Another main job runs in ``work_dir`` (its lock
+            ``work_dir/pipeline.lock``, :mod:`mmcyc.utils.work_dir_lock`).
     """
     cfg = Config.fromfile(config)
     check_pipeline_config(cfg)
@@ -107,6 +113,18 @@ def run_pipeline(config: str,
     entry = entry or osp.join(PROJECT_ROOT, 'tools', 'run_pipeline.py')
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
+    with work_dir_lock(work_dir):  # one main job per work folder
+        return _run_stages(cfg, config, work_dir, data_root, seed, from_stage,
+                           only, sequential, to_stage, entry)
+
+
+def _run_stages(cfg: Config, config: str, work_dir: str,
+                data_root: Optional[str], seed: Optional[int],
+                from_stage: Optional[str], only: Optional[Sequence[str]],
+                sequential: bool, to_stage: Optional[str],
+                entry: str) -> Optional[dict]:
+    """:func:`run_pipeline`'s stage loop, its arguments checked and its
+    work folder locked."""
     root = cfg.data.root if seed is None else f'{cfg.data.root}_seed{seed}'
     data_root = osp.abspath(data_root or osp.join(PROJECT_ROOT, root))
     # appended to: a resumed run keeps the log of what it resumes, and the

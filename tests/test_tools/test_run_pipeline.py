@@ -400,8 +400,8 @@ def test_only_runs_the_named_stages(tmp_path, run_tool, python):
              '--work-dir', str(work), '--data-root', str(data), '--only',
              'data')
     assert (data / 'ImageSets' / 'Segmentation' / 'train.txt').is_file()
-    assert sorted(p.name for p in work.iterdir()) == ['manifests',
-                                                      'pipeline.log']
+    assert sorted(p.name for p in work.iterdir()) == [
+        'manifests', 'pipeline.lock', 'pipeline.log']
     assert sorted(p.name for p in (work / 'manifests').iterdir()) == \
         ['data.json']
 
