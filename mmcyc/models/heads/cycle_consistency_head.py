@@ -8,7 +8,8 @@ from mmseg.registry import MODELS
 
 from ..utils.cycle_consistency import (cycle_consistency_loss,
                                        distance_mask_offsets, gather_vectors,
-                                       propagate, retrieve, select_positions)
+                                       propagate, retrieve, select_positions,
+                                       target_cells)
 from ..utils.cycle_views import shift_positions
 
 
@@ -33,13 +34,23 @@ class CycleConsistencyHead(BaseModule):
     cells are then mapped into that view, and cells it does not show leave
     the cycle.
 
+    With ``target_cells='cam'`` the propagation step may land only on B's
+    cells where B's CAM of a shared class exceeds ``beta1`` (the caller
+    gives ``cam_b``): the paper picks A's start vectors from the
+    foreground "to avoid the disturbance caused by the background"
+    (Sect. 3.1) but lets W^f spread over all of B, and a cycle can return
+    through B's background without matching anything. Not in the paper;
+    ``'all'`` (default) is its propagation.
+
     Call order::
 
-        loss(feat_a, feat_b, cam_a, shared[, feat_return, return_shift])
+        loss(feat_a, feat_b, cam_a, shared[, feat_return, return_shift,
+             cam_b])
             -> forward(feat_a, feat_b, cam_a, shared, ...)
                  select_positions (beta1, max_selected,
                                    selection_buffer)     -> index, valid
                  gather_vectors(F_A)                    -> V_(x,y)
+                 [target_cells(cam_b) (beta1)           -> allowed]
                  propagate(V_(x,y), F_B)  (Eq. 3-5)     -> V_i
                  retrieve(V_i, F_A or F_A')  (Eq. 6-7)  -> log W^b
                  [shift_positions: index, valid in A']
@@ -99,6 +110,12 @@ class CycleConsistencyHead(BaseModule):
             ``'fixed'`` mode on an accelerator the check that every pair
             shares a class is skipped (it would sync): such a pair has no
             candidate and adds nothing to the loss.
+        target_cells (str): B's cells the propagation step (Eq. 3-5) runs
+            over: ``'all'`` (default, the paper) or ``'cam'``, those where
+            the CAM of a class shared with A exceeds ``beta1`` (a pair
+            without any keeps all; see
+            :func:`~mmcyc.models.utils.cycle_consistency.target_cells`).
+            ``'cam'`` needs ``cam_b`` in :meth:`loss`.
         loss_weight (float): Weight of L_cyc. Defaults to 1.0 (Eq. 13).
         loss_name (str): Key of the loss; must start with ``loss_``.
             Defaults to ``'loss_cyc'``.
@@ -114,6 +131,7 @@ class CycleConsistencyHead(BaseModule):
                  eps: float = 1e-6,
                  dcfs_statistic: str = 'candidates',
                  selection_buffer: str = 'exact',
+                 target_cells: str = 'all',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_cyc',
                  init_cfg: Optional[dict] = None):
@@ -148,6 +166,10 @@ class CycleConsistencyHead(BaseModule):
             raise ValueError("selection_buffer must be 'exact' or 'fixed', "
                              f'got {selection_buffer!r}')
         self.selection_buffer = selection_buffer
+        if target_cells not in ('all', 'cam'):
+            raise ValueError("target_cells must be 'all' or 'cam', got "
+                             f'{target_cells!r}')
+        self.target_cells = target_cells
         self.eps = float(eps)
         self.loss_weight = float(loss_weight)
         self._loss_name = loss_name
@@ -207,7 +229,8 @@ class CycleConsistencyHead(BaseModule):
         cam_a: torch.Tensor,
         shared: torch.Tensor,
         feat_return: Optional[torch.Tensor] = None,
-        return_shift: Optional[torch.Tensor] = None
+        return_shift: Optional[torch.Tensor] = None,
+        cam_b: Optional[torch.Tensor] = None
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Selection and the A -> B -> A cycle (Eq. 3-7), in fp32.
 
@@ -222,6 +245,9 @@ class CycleConsistencyHead(BaseModule):
                 Defaults to None: ``F_A`` (the paper).
             return_shift (Tensor, optional): ``(dy, dx)`` cells per pair,
                 shape (N, 2); given exactly when ``feat_return`` is.
+            cam_b (Tensor, optional): Normalised CAM of B (Eq. 2), shape
+                (N, C, h_b, w_b); given exactly when ``target_cells`` is
+                ``'cam'``. Detached.
 
         Returns:
             tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -244,14 +270,15 @@ class CycleConsistencyHead(BaseModule):
                 f'feat_return must be shaped like feat_a '
                 f'{tuple(feat_a.shape)} and return_shift (N, 2), got '
                 f'{tuple(feat_return.shape)} and {tuple(return_shift.shape)}')
+        allowed = self._target_cells(feat_b, shared, cam_b)
         index, valid, num_candidates = select_positions(
             cam_a.detach(), shared, self.beta1, self.max_selected,
             fixed_size=self.selection_buffer == 'fixed')
         with torch.autocast(device_type=feat_a.device.type, enabled=False):
             feat_a, feat_b = feat_a.float(), feat_b.float()
             vectors = gather_vectors(feat_a, index)  # (N, S, D)
-            neighbours = propagate(vectors, feat_b, self.alpha,
-                                   self.eps)  # (N, S, D)
+            neighbours = propagate(vectors, feat_b, self.alpha, self.eps,
+                                   allowed)  # (N, S, D)
             view = feat_a if feat_return is None else feat_return.float()
             log_wb = retrieve(neighbours, view, self.alpha,
                               self.eps)  # (N, S, h * w)
@@ -259,6 +286,24 @@ class CycleConsistencyHead(BaseModule):
             index, valid = shift_positions(index, valid, return_shift,
                                            tuple(feat_a.shape[2:]))
         return log_wb, index, valid, num_candidates
+
+    def _target_cells(self, feat_b: torch.Tensor, shared: torch.Tensor,
+                      cam_b: Optional[torch.Tensor]
+                      ) -> Optional[torch.Tensor]:
+        """B's allowed cells (N, h_b * w_b) for ``'cam'``, else None."""
+        if (cam_b is None) != (self.target_cells == 'all'):
+            raise ValueError(
+                f"cam_b must be given exactly when target_cells='cam' "
+                f'(target_cells={self.target_cells!r}, cam_b '
+                f"{'missing' if cam_b is None else 'given'})")
+        if cam_b is None:
+            return None
+        expected = (*shared.shape, *feat_b.shape[2:])
+        if tuple(cam_b.shape) != expected:
+            raise ValueError(
+                f'cam_b {tuple(cam_b.shape)} must be at the resolution of '
+                f'feat_b {tuple(feat_b.shape)}: expected {expected}')
+        return target_cells(cam_b, shared, self.beta1)
 
     def loss_by_feat(self, log_wb: torch.Tensor, index: torch.Tensor,
                      valid: torch.Tensor, num_candidates: torch.Tensor,
@@ -306,10 +351,11 @@ class CycleConsistencyHead(BaseModule):
              cam_a: torch.Tensor,
              shared: torch.Tensor,
              feat_return: Optional[torch.Tensor] = None,
-             return_shift: Optional[torch.Tensor] = None
+             return_shift: Optional[torch.Tensor] = None,
+             cam_b: Optional[torch.Tensor] = None
              ) -> Dict[str, torch.Tensor]:
         """``loss_by_feat(*forward(...))``; see the two for the arguments."""
         log_wb, index, valid, num_candidates = self.forward(
-            feat_a, feat_b, cam_a, shared, feat_return, return_shift)
+            feat_a, feat_b, cam_a, shared, feat_return, return_shift, cam_b)
         return self.loss_by_feat(log_wb, index, valid, num_candidates,
                                  tuple(feat_a.shape[2:]))

@@ -407,6 +407,30 @@ class CyCSNet(BaseModel):
         cam = cam_to_grid(cam, size)  # (N, C, h, w)
         return normalize_cam(mask_cam_by_label(cam, labels_a))
 
+    def _cam(self, images: torch.Tensor, data_samples: SampleList,
+             labels: torch.Tensor, input_size: Sequence[int],
+             size: Sequence[int], offset_px: Optional[torch.Tensor],
+             crop_size: Optional[Sequence[int]]) -> torch.Tensor:
+        """Normalised CAMs of images (A's or B's) from ``cam_source``.
+
+        Args:
+            images (Tensor): The images F saw, shape (N, 3, H', W').
+            data_samples (list[SegDataSample]): Their samples.
+            labels (Tensor): Their multi-hot labels, shape (N, C).
+            input_size (Sequence[int]): The batch's input (H, W).
+            size (Sequence[int]): F's (h, w).
+            offset_px (Tensor, optional): Crop offsets in pixels, (N, 2).
+            crop_size (Sequence[int], optional): (H', W') of the crops.
+
+        Returns:
+            Tensor: (N, C, h, w), see :meth:`cam_a` and
+            :meth:`stored_cam_a`.
+        """
+        if self.cam_source == 'disk':
+            return self.stored_cam_a(data_samples, labels, input_size, size,
+                                     offset_px, crop_size)
+        return self.cam_a(images, labels, size)
+
     @staticmethod
     def _stack(data_samples: SampleList, key: str) -> torch.Tensor:
         if not data_samples or key not in data_samples[0]:
@@ -423,8 +447,8 @@ class CyCSNet(BaseModel):
 
         Returns:
             tuple: ``feats`` F of A's start crops and B's crops (2N, D, h,
-            w); ``images_a`` A's start crops (N, 3, H', W'); ``crop`` (H',
-            W'); ``offset_a`` A's start offsets in pixels (N, 2), CPU;
+            w); ``images`` those crops (2N, 3, H', W'); ``crop`` (H', W');
+            ``offsets`` their offsets in pixels (2N, 2), CPU;
             ``return_view`` the head's ``feat_return`` (N, D, h, w) and
             ``return_shift`` (N, 2) in cells.
         """
@@ -451,8 +475,8 @@ class CyCSNet(BaseModel):
         return_view = dict(
             feat_return=feats[2 * num_pairs:],
             return_shift=(start - back).to(inputs.device))
-        return (feats[:2 * num_pairs], views[:num_pairs], crop,
-                start * stride, return_view)
+        return (feats[:2 * num_pairs], views[:2 * num_pairs], crop,
+                offsets[:2 * num_pairs] * stride, return_view)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: SampleList) -> Dict[str, torch.Tensor]:
@@ -466,23 +490,28 @@ class CyCSNet(BaseModel):
         labels = self._stack(data_samples, 'gt_img_label').to(inputs.device)
         shared = self._stack(data_samples[:num_pairs],
                              'gt_shared_label').to(inputs.device)
-        return_view, crop, offset_a = {}, None, None
-        images_a = inputs[:num_pairs]
+        return_view, crop, offsets = {}, None, None
+        images = inputs
         if self.return_shift:
-            feats, images_a, crop, offset_a, return_view = \
+            feats, images, crop, offsets, return_view = \
                 self._crop_views(inputs, num_pairs)
         else:
             feats = self.extract_feat(inputs)  # (2N, D, h, w)
         feat_a, feat_b = feats[:num_pairs], feats[num_pairs:]
-        if self.cam_source == 'disk':
-            cam_a = self.stored_cam_a(data_samples[:num_pairs],
-                                      labels[:num_pairs], inputs.shape[2:],
-                                      feats.shape[2:], offset_a,
-                                      crop)  # (N, C, h, w)
-        else:
-            cam_a = self.cam_a(images_a, labels[:num_pairs],
-                               feats.shape[2:])  # (N, C, h, w)
-        losses = self.head.loss(feat_a, feat_b, cam_a, shared, **return_view)
+        # CAM_A, and CAM_B when the head's propagation needs it
+        pairs = [slice(0, num_pairs)]
+        if getattr(self.head, 'target_cells', 'all') == 'cam':
+            pairs.append(slice(num_pairs, 2 * num_pairs))
+        cams = [
+            self._cam(images[side], data_samples[side], labels[side],
+                      inputs.shape[2:], feats.shape[2:],
+                      None if offsets is None else offsets[side], crop)
+            for side in pairs
+        ]  # each (N, C, h, w)
+        if len(cams) == 2:
+            return_view['cam_b'] = cams[1]
+        losses = self.head.loss(feat_a, feat_b, cams[0], shared,
+                                **return_view)
         pooled = F.adaptive_avg_pool2d(self.dropout(feats), 1)  # (2N, D, 1, 1)
         logits = self.classifier(pooled).flatten(1)  # (2N, C)
         losses[self.loss_cls.loss_name] = self.loss_cls(logits, labels)

@@ -8,7 +8,8 @@ and every similarity is one batched matrix product. The chain used by
 
     select_positions (beta1)                      -> index, valid  (N, S)
     gather_vectors(F_A, index)                    -> V_(x,y)       (N, S, D)
-    propagate(V_(x,y), F_B)     (Eq. 3-5)         -> V_i           (N, S, D)
+    [target_cells(CAM_B) (beta1)                  -> allowed       (N, P_B)]
+    propagate(V_(x,y), F_B[, allowed]) (Eq. 3-5)  -> V_i           (N, S, D)
     retrieve(V_i, F_A)          (Eq. 6-7)         -> log W^b       (N, S, P_A)
     cycle_consistency_loss(log W^b, index, valid, (h, w), beta2)
         (DCFS keep mask, Eq. 8 with the distance mask of Eq. 10-11)
@@ -89,10 +90,7 @@ def select_positions(
           shape (N, ), int64.
     """
     n = cam_a.shape[0]
-    is_shared = shared.to(torch.bool)[..., None, None]  # (N, C, 1, 1)
-    score = cam_a.detach().float().masked_fill(~is_shared, -math.inf)
-    score = score.flatten(2).amax(dim=1)  # (N, P)
-    candidate = score > beta1  # (N, P)
+    candidate = shared_class_score(cam_a, shared) > beta1  # (N, P)
     num_candidates = candidate.sum(dim=1)  # (N, )
     if fixed_size:
         index, valid = _select_fixed(candidate, num_candidates, max_selected,
@@ -110,6 +108,45 @@ def select_positions(
     index = order[:, :size]  # (N, S)
     valid = candidate.gather(1, index)  # (N, S)
     return index.masked_fill(~valid, 0), valid, num_candidates
+
+
+def shared_class_score(cam: torch.Tensor,
+                       shared: torch.Tensor) -> torch.Tensor:
+    """Per position, the largest CAM over the classes a pair shares.
+
+    Args:
+        cam (Tensor): Normalised CAM, shape (N, C, h, w).
+        shared (Tensor): Multi-hot classes shared by A and B, shape (N, C).
+
+    Returns:
+        Tensor: ``max_{c shared} cam[c]``, shape (N, h * w), fp32 and
+        detached; ``-inf`` for a pair with no shared class.
+    """
+    is_shared = shared.to(torch.bool)[..., None, None]  # (N, C, 1, 1)
+    score = cam.detach().float().masked_fill(~is_shared, -math.inf)
+    return score.flatten(2).amax(dim=1)  # (N, P)
+
+
+def target_cells(cam_b: torch.Tensor, shared: torch.Tensor,
+                 beta1: float) -> torch.Tensor:
+    """B's cells the propagation step may land on, by B's CAM.
+
+    A cell of B is allowed when the CAM of a class shared with A exceeds
+    ``beta1`` there: the rule by which A's start positions are chosen
+    (:func:`select_positions`), applied to B. A pair with no such cell
+    keeps every cell (the paper's propagation), so that no start vector is
+    left without a target.
+
+    Args:
+        cam_b (Tensor): Normalised CAM of B (Eq. 2), shape (N, C, h_b, w_b).
+        shared (Tensor): Multi-hot classes shared by A and B, shape (N, C).
+        beta1 (float): CAM threshold (0.3 in the paper).
+
+    Returns:
+        Tensor: Allowed cells, shape (N, h_b * w_b), bool.
+    """
+    allowed = shared_class_score(cam_b, shared) > beta1  # (N, P_B)
+    return allowed | ~allowed.any(dim=1, keepdim=True)
 
 
 def _select_fixed(
@@ -166,17 +203,30 @@ def gather_vectors(feat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return flat.gather(2, idx).transpose(1, 2)  # (N, S, D)
 
 
-def _scaled_logits(sim: torch.Tensor, alpha: float,
-                   eps: float) -> torch.Tensor:
-    """``alpha * sim / max`` over the last dim, ``max`` guarded (see below)."""
-    peak = sim.amax(dim=-1, keepdim=True)  # (..., 1)
-    # one full-size product (and a cheap backward) instead of mul + div
-    return sim * (alpha / peak.abs().clamp(min=eps))  # (..., P)
+def _scaled_logits(sim: torch.Tensor,
+                   alpha: float,
+                   eps: float,
+                   allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``alpha * sim / max`` over the last dim, ``max`` guarded (see below).
+
+    With ``allowed`` (broadcastable to ``sim``, bool) the maximum is taken
+    over the allowed entries only and the others get ``-inf`` logits, so a
+    softmax gives them exactly 0. The mask is applied after the scaling:
+    a ``-inf`` inside the product would make its backward ``0 * inf``.
+    """
+    if allowed is None:
+        peak = sim.amax(dim=-1, keepdim=True)  # (..., 1)
+        # one full-size product (and a cheap backward) instead of mul + div
+        return sim * (alpha / peak.abs().clamp(min=eps))  # (..., P)
+    peak = sim.masked_fill(~allowed, -math.inf).amax(dim=-1, keepdim=True)
+    logits = sim * (alpha / peak.abs().clamp(min=eps))  # (..., P)
+    return logits.masked_fill(~allowed, -math.inf)
 
 
 def scaled_softmax(sim: torch.Tensor,
                    alpha: float,
-                   eps: float = 1e-6) -> torch.Tensor:
+                   eps: float = 1e-6,
+                   allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Eq. 4 / 7: ``softmax(alpha * W / max W)`` over the last dim.
 
     The paper divides by the maximum because the raw products overflow a
@@ -191,11 +241,15 @@ def scaled_softmax(sim: torch.Tensor,
         sim (Tensor): Similarity scores, shape (..., P).
         alpha (float): Scale (20 in the paper).
         eps (float): Smallest divisor. Defaults to 1e-6.
+        allowed (Tensor, optional): Entries the softmax runs over,
+            broadcastable to ``sim``, bool; each row needs at least one.
+            The maximum is then taken over them and the others get
+            probability 0. Defaults to None: every entry.
 
     Returns:
         Tensor: Probabilities over the last dim, shape (..., P).
     """
-    return torch.softmax(_scaled_logits(sim, alpha, eps), dim=-1)
+    return torch.softmax(_scaled_logits(sim, alpha, eps, allowed), dim=-1)
 
 
 def log_scaled_softmax(sim: torch.Tensor,
@@ -217,7 +271,8 @@ def log_scaled_softmax(sim: torch.Tensor,
 def propagate(vectors: torch.Tensor,
               feat_b: torch.Tensor,
               alpha: float,
-              eps: float = 1e-6) -> torch.Tensor:
+              eps: float = 1e-6,
+              allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Propagation step (Eq. 3-5): the soft nearest neighbour of V in F_B.
 
     ``W^f = V_(x,y) . F_B`` (Eq. 3), ``W^f <- softmax(alpha W^f / max W^f)``
@@ -229,13 +284,19 @@ def propagate(vectors: torch.Tensor,
         feat_b (Tensor): ``F_B``, shape (N, D, h_b, w_b).
         alpha (float): Softmax scale (20 in the paper).
         eps (float): Smallest divisor of the max-scaling.
+        allowed (Tensor, optional): B's cells W^f may weight, shape (N,
+            h_b * w_b), bool, at least one per pair (see
+            :func:`target_cells`): Eq. 4's maximum and softmax run over
+            them only. Defaults to None: every cell (the paper).
 
     Returns:
         Tensor: ``V_i``, shape (N, S, D).
     """
     flat_b = feat_b.flatten(2)  # (N, D, P_B)
+    if allowed is not None:
+        allowed = allowed[:, None, :]  # (N, 1, P_B)
     weight = scaled_softmax(
-        torch.bmm(vectors, flat_b), alpha, eps)  # (N, S, P_B)
+        torch.bmm(vectors, flat_b), alpha, eps, allowed)  # (N, S, P_B)
     return torch.bmm(weight, flat_b.transpose(1, 2))  # (N, S, D)
 
 

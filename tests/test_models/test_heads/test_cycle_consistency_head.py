@@ -9,7 +9,8 @@ LOG_KEYS = ('cyc_num_selected', 'cyc_num_rejected', 'cyc_wb_mean',
 
 
 def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
-                      beta2=0.0, radius=5, feat_r=None, shift=None):
+                      beta2=0.0, radius=5, feat_r=None, shift=None,
+                      cam_b=None):
     """Eq. 3-11 one position at a time, with a dense Eq. 10-11 mask.
 
     Returns ``{(n, p): (W^b, loss term or None)}`` for every position p of A
@@ -17,13 +18,22 @@ def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
     is guarded as the head documents: divide by ``max(|max|, 1e-6)``. With
     a return view ``feat_r`` (A shifted by ``shift`` cells) the retrieval
     runs on it, p is keyed by its cell in that view, and starts shifted out
-    of the view are left out.
+    of the view are left out. With ``cam_b`` W^f runs over B's cells whose
+    CAM of a shared class exceeds ``beta1`` (all of them if there is none),
+    taken one by one.
     """
     _, _, height, width = feat_a.shape
     out = {}
     for n in range(feat_a.shape[0]):
         flat_a, flat_b = feat_a[n].flatten(1), feat_b[n].flatten(1)
         flat_r = flat_a if feat_r is None else feat_r[n].flatten(1)
+        cells_b = list(range(flat_b.shape[1]))
+        if cam_b is not None:
+            cells_b = [
+                q for q in cells_b if max(
+                    cam_b[n, c].flatten()[q] for c in range(cam_b.shape[1])
+                    if shared[n, c] > 0) > beta1
+            ] or cells_b
         for p in range(height * width):
             y, x = divmod(p, width)
             cams = [cam_a[n, c, y, x] for c in range(cam_a.shape[1])
@@ -36,9 +46,9 @@ def brute_force_cycle(feat_a, feat_b, cam_a, shared, alpha=20.0, beta1=0.3,
                 if not (0 <= y < height and 0 <= x < width):
                     continue
                 p = y * width + x
-            wf = v @ flat_b  # Eq. 3
+            wf = v @ flat_b[:, cells_b]  # Eq. 3, on the allowed cells
             wf = torch.softmax(alpha * wf / max(wf.max().abs(), 1e-6), 0)
-            vi = flat_b @ wf  # Eq. 5
+            vi = flat_b[:, cells_b] @ wf  # Eq. 5
             wb = vi @ flat_r  # Eq. 6
             logits = alpha * wb / max(wb.max().abs(), 1e-6)  # Eq. 7
             wb, log_wb = torch.softmax(logits, 0), torch.log_softmax(logits, 0)
@@ -342,3 +352,71 @@ def test_return_view_bad_inputs():
     with pytest.raises(ValueError, match=r'shaped like feat_a \(2, 4, 5, 5\)'):
         head.loss(feat_a, feat_b, cam_a, shared, feat_return=feat_a[:, :2],
                   return_shift=torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_target_cells_cam_matches_brute_force():
+    """W^f restricted to B's CAM above beta1, against the cycle computed
+    one position at a time over the allowed cells only; pair 1 has no
+    allowed cell and keeps all of B (the paper's propagation)."""
+    head = CycleConsistencyHead(target_cells='cam')
+    feat_a, feat_b, cam_a, shared = make_inputs(seed=5, size=(5, 6),
+                                                size_b=(4, 5))
+    gen = torch.Generator().manual_seed(6)
+    cam_b = torch.rand(2, 3, 4, 5, generator=gen)
+    cam_b[1] *= 0.25  # below beta1 = 0.3 everywhere
+    ref = brute_force_cycle(feat_a, feat_b, cam_a, shared, cam_b=cam_b)
+    log_wb, index, valid, _ = head(feat_a, feat_b, cam_a, shared,
+                                   cam_b=cam_b)
+    assert {(n, index[n, s].item())
+            for n, s in valid.nonzero().tolist()} == set(ref)
+    for n, s in valid.nonzero().tolist():
+        wb = ref[(n, index[n, s].item())][0]
+        assert torch.allclose(log_wb[n, s].exp(), wb, rtol=1e-4, atol=1e-6)
+    losses = head.loss(feat_a, feat_b, cam_a, shared, cam_b=cam_b)
+    expected = torch.stack([t for _, t in ref.values()]).mean()
+    assert torch.allclose(losses['loss_cyc'], expected, rtol=1e-5)
+    # the restriction changed pair 0 and left pair 1 as the paper's
+    plain = brute_force_cycle(feat_a, feat_b, cam_a, shared)
+    for (n, p), (wb, _) in ref.items():
+        same = torch.allclose(wb, plain[(n, p)][0], rtol=1e-4, atol=1e-6)
+        assert same == (n == 1)
+    # a CAM above beta1 on every cell of B is the paper's cycle
+    everywhere = head.loss(feat_a, feat_b, cam_a, shared,
+                           cam_b=torch.ones_like(cam_b))
+    paper = CycleConsistencyHead().loss(feat_a, feat_b, cam_a, shared)
+    assert torch.allclose(everywhere['loss_cyc'], paper['loss_cyc'])
+
+
+def test_target_cells_cam_sends_no_gradient_to_excluded_cells():
+    head = CycleConsistencyHead(target_cells='cam')
+    feat_a, feat_b, cam_a, shared = make_inputs(seed=2)
+    feat_a.requires_grad_(True)
+    feat_b.requires_grad_(True)
+    cam_b = torch.zeros(2, 3, 5, 5)
+    cam_b[0, 0, 1:3, 1:4] = 1.0  # class 0 (shared by pair 0)
+    cam_b[0, 1, 3:, :] = 1.0  # class 1, not shared by pair 0: ignored
+    cam_b[1, 1, 0, :] = 1.0
+    head.loss(feat_a, feat_b, cam_a, shared,
+              cam_b=cam_b)['loss_cyc'].backward()
+    assert torch.isfinite(feat_a.grad).all()
+    grad_b = feat_b.grad.abs().sum(dim=1)  # (2, 5, 5)
+    allowed = torch.zeros(2, 5, 5, dtype=torch.bool)
+    allowed[0, 1:3, 1:4] = True
+    allowed[1, 0, :] = True
+    assert (grad_b[~allowed] == 0).all()
+    assert (grad_b[allowed] > 0).all()
+
+
+def test_target_cells_bad_inputs():
+    feat_a, feat_b, cam_a, shared = make_inputs()
+    with pytest.raises(ValueError, match="'all' or 'cam', got 'fg'"):
+        CycleConsistencyHead(target_cells='fg')
+    with pytest.raises(ValueError, match=r"target_cells='cam'.*missing"):
+        CycleConsistencyHead(target_cells='cam').loss(feat_a, feat_b, cam_a,
+                                                      shared)
+    with pytest.raises(ValueError, match=r"target_cells='all'.*given"):
+        CycleConsistencyHead().loss(feat_a, feat_b, cam_a, shared,
+                                    cam_b=cam_a)
+    with pytest.raises(ValueError, match=r'expected \(2, 3, 5, 5\)'):
+        CycleConsistencyHead(target_cells='cam').loss(
+            feat_a, feat_b, cam_a, shared, cam_b=cam_a[:, :2])

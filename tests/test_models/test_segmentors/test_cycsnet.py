@@ -447,3 +447,46 @@ def test_return_shift_settings_are_checked(classifier_ckpt):
     model = build_loaded(cycsnet_cfg(classifier_ckpt[0], return_shift=4))
     with pytest.raises(ValueError, match='nothing is left'):
         model.loss(inputs, samples)
+
+
+@pytest.mark.parametrize('return_shift', [0, 1])
+def test_target_cells_cam_gives_the_head_the_cam_of_b(classifier_ckpt,
+                                                      monkeypatch,
+                                                      return_shift):
+    from mmcyc.models.utils.cycle_views import crop_images
+    cfg = cycsnet_cfg(classifier_ckpt[0], return_shift=return_shift)
+    cfg['head']['target_cells'] = 'cam'
+    model = build_loaded(cfg)
+    model.eval()
+    seen = {}
+    real_loss = model.head.loss
+
+    def spy(feat_a, feat_b, cam_a, shared, **kwargs):
+        seen.update(kwargs, cam_a=cam_a)
+        return real_loss(feat_a, feat_b, cam_a, shared, **kwargs)
+
+    monkeypatch.setattr(model.head, 'loss', spy)
+    inputs, samples = pair_batch(size=32)
+    torch.manual_seed(3)
+    start = torch.randint(0, 2, (2, 2))  # the draws of _crop_views
+    offsets = torch.cat([start, torch.randint(0, 2, (2, 2))])
+    torch.manual_seed(3)
+    with torch.no_grad():
+        losses = model.loss(inputs, samples)
+    labels = torch.stack([s.gt_img_label for s in samples])
+    views, grid = inputs, (4, 4)
+    if return_shift:
+        views, grid = crop_images(inputs, offsets * 8, (24, 24)), (3, 3)
+    # B's CAM of its own labels, on the view of B that F saw
+    assert torch.allclose(seen['cam_b'],
+                          model.cam_a(views[2:], labels[2:], grid), atol=1e-6)
+    assert torch.allclose(seen['cam_a'],
+                          model.cam_a(views[:2], labels[:2], grid), atol=1e-6)
+    assert torch.isfinite(losses['loss_cyc'])
+    # the paper's head gets no cam_b
+    model = build_loaded(cycsnet_cfg(classifier_ckpt[0]))
+    seen.clear()
+    real_loss = model.head.loss
+    monkeypatch.setattr(model.head, 'loss', spy)
+    model.loss(inputs, samples)
+    assert 'cam_b' not in seen and 'cam_a' in seen
