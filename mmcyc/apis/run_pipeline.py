@@ -114,11 +114,13 @@ def run_pipeline(config: str,
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     with work_dir_lock(work_dir):  # one main job per work folder
-        return _run_stages(cfg, config, work_dir, data_root, seed, from_stage,
-                           only, sequential, to_stage, entry)
+        return _run_stages(
+            cfg, config=config, work_dir=work_dir, data_root=data_root,
+            seed=seed, from_stage=from_stage, only=only,
+            sequential=sequential, to_stage=to_stage, entry=entry)
 
 
-def _run_stages(cfg: Config, config: str, work_dir: str,
+def _run_stages(cfg: Config, *, config: str, work_dir: str,
                 data_root: Optional[str], seed: Optional[int],
                 from_stage: Optional[str], only: Optional[Sequence[str]],
                 sequential: bool, to_stage: Optional[str],
