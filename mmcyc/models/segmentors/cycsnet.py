@@ -498,20 +498,17 @@ class CyCSNet(BaseModel):
         else:
             feats = self.extract_feat(inputs)  # (2N, D, h, w)
         feat_a, feat_b = feats[:num_pairs], feats[num_pairs:]
-        # CAM_A, and CAM_B when the head's propagation needs it
-        pairs = [slice(0, num_pairs)]
+
+        def cam_of(side: slice) -> torch.Tensor:  # (N, C, h, w)
+            return self._cam(images[side], data_samples[side], labels[side],
+                             inputs.shape[2:], feats.shape[2:],
+                             None if offsets is None else offsets[side], crop)
+
+        cam_a = cam_of(slice(0, num_pairs))
         if getattr(self.head, 'target_cells', 'all') == 'cam':
-            pairs.append(slice(num_pairs, 2 * num_pairs))
-        cams = [
-            self._cam(images[side], data_samples[side], labels[side],
-                      inputs.shape[2:], feats.shape[2:],
-                      None if offsets is None else offsets[side], crop)
-            for side in pairs
-        ]  # each (N, C, h, w)
-        if len(cams) == 2:
-            return_view['cam_b'] = cams[1]
-        losses = self.head.loss(feat_a, feat_b, cams[0], shared,
-                                **return_view)
+            # the head's propagation runs over B's CAM
+            return_view['cam_b'] = cam_of(slice(num_pairs, 2 * num_pairs))
+        losses = self.head.loss(feat_a, feat_b, cam_a, shared, **return_view)
         pooled = F.adaptive_avg_pool2d(self.dropout(feats), 1)  # (2N, D, 1, 1)
         logits = self.classifier(pooled).flatten(1)  # (2N, C)
         losses[self.loss_cls.loss_name] = self.loss_cls(logits, labels)

@@ -214,13 +214,12 @@ def _scaled_logits(sim: torch.Tensor,
     softmax gives them exactly 0. The mask is applied after the scaling:
     a ``-inf`` inside the product would make its backward ``0 * inf``.
     """
-    if allowed is None:
-        peak = sim.amax(dim=-1, keepdim=True)  # (..., 1)
-        # one full-size product (and a cheap backward) instead of mul + div
-        return sim * (alpha / peak.abs().clamp(min=eps))  # (..., P)
-    peak = sim.masked_fill(~allowed, -math.inf).amax(dim=-1, keepdim=True)
+    seen = sim if allowed is None else sim.masked_fill(~allowed, -math.inf)
+    peak = seen.amax(dim=-1, keepdim=True)  # (..., 1)
+    # one full-size product (and a cheap backward) instead of mul + div
     logits = sim * (alpha / peak.abs().clamp(min=eps))  # (..., P)
-    return logits.masked_fill(~allowed, -math.inf)
+    return logits if allowed is None else logits.masked_fill(
+        ~allowed, -math.inf)
 
 
 def scaled_softmax(sim: torch.Tensor,
