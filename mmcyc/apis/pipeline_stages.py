@@ -15,8 +15,6 @@ import os.path as osp
 import shutil
 from typing import Dict, List, Optional
 
-from mmengine.config import Config
-
 from mmcyc.apis.part_recall import evaluate_part_recall, save_part_recall
 from mmcyc.datasets import read_image_names
 from mmcyc.datasets.synthvoc import PART_DIR, is_complete, make_synthvoc
@@ -50,7 +48,8 @@ class Pipeline(StageRunner):
 
     def final_checkpoint(self, stage: str, work: str = None) -> str:
         """The last checkpoint of an epoch- or iteration-based training."""
-        name = final_checkpoint_name(self.stage_config(stage))
+        name = final_checkpoint_name(
+            self.loaded_config(self.stage_config(stage)))
         return osp.join(work or self.path(stage), name)
 
     def cam_checkpoint(self) -> str:
@@ -248,7 +247,7 @@ class Pipeline(StageRunner):
         """What the maps of ``cams/cam`` are (the results' row label)."""
         if 'lpcam' in self.cfg:
             return 'LPCAM'
-        model = Config.fromfile(self.stage_config('cam')).model
+        model = self.loaded_config(self.stage_config('cam')).model
         name = SOURCE_NAMES.get(model.type, model.type)
         backbone = model.get('backbone', {}).get('type', 'ResNet38')
         return name if backbone == 'ResNet38' else f'{name} ({backbone})'
@@ -393,9 +392,9 @@ class Pipeline(StageRunner):
 
     def walked_cams(self, cams: str) -> List[str]:
         """Options pointing AffinityNet's val / test walk at a CAM folder."""
-        return transform_options(self.stage_config('aff'), 'LoadCAMFromFile',
-                                 ('val_dataloader', 'test_dataloader'),
-                                 cam_dir=cams)
+        return transform_options(
+            self.loaded_config(self.stage_config('aff')), 'LoadCAMFromFile',
+            ('val_dataloader', 'test_dataloader'), cam_dir=cams)
 
     def rw(self, force: bool) -> None:
         """Walk the plain and the refined CAMs into pseudo masks.

@@ -37,18 +37,20 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 
 
-def config_digest(path: str) -> str:
+def config_digest(path) -> str:
     """Digest of a config as resolved (``_base_`` files and variables in).
 
     Args:
-        path (str): An mmengine config file.
+        path (str | Config): An mmengine config file, or the config read
+            from it.
 
     Returns:
         str: :func:`digest` of its ``pretty_text``, so that an edit of any
         file it inherits from changes it, and a comment does not.
     """
     from mmengine.config import Config
-    return digest(Config.fromfile(path).pretty_text)
+    cfg = Config.fromfile(path) if isinstance(path, str) else path
+    return digest(cfg.pretty_text)
 
 
 def make_key(parts: dict) -> str:
