@@ -81,17 +81,16 @@ def test_synthvoc_config_trains_and_tests_through_the_tools(
     assert_batchnorm_statistics_averaged(
         torch.load(checkpoint, map_location='cpu', weights_only=False))
     metrics = str(tmp_path / 'metrics.json')
+    single, tta = tmp_path / 'single', tmp_path / 'tta'
     run_tool(python, 'tools/test.py', SYNTH, checkpoint, '--work-dir', work,
-             '--metrics-json', metrics, '--cfg-options', *options)
+             '--metrics-json', metrics, '--pseudo-mask-dir', str(single),
+             '--cfg-options', *options)
     with open(metrics) as f:
         result = json.load(f)
     assert 0 <= result['mIoU'] <= 100
     # --tta (mmseg's multi-scale + flip test): the predictions written are
     # the argmax of the softmax averaged over the 12 passes, computed here
     # from the checkpoint with the plain model
-    single, tta = tmp_path / 'single', tmp_path / 'tta'
-    run_tool(python, 'tools/test.py', SYNTH, checkpoint, '--work-dir', work,
-             '--pseudo-mask-dir', str(single), '--cfg-options', *options)
     run_tool(python, 'tools/test.py', SYNTH, checkpoint, '--tta',
              '--work-dir', work, '--pseudo-mask-dir', str(tta),
              '--metrics-json', metrics, '--cfg-options', *options)

@@ -165,15 +165,16 @@ def test_rerun_skips_finished_stages(pipeline_run, run_tool):
 
 def test_changed_stage_setting_remakes_it_and_what_follows(
         pipeline_run, run_tool, tmp_path):
-    """Another stage-5 setting: seg is made afresh (its old models and
-    scores gone), the stages before it are reused. Run on a copy of the
-    module's work folder (a stage's key does not depend on the folder)."""
+    """Other stage-5 settings: seg is made afresh (its old models and
+    scores gone, those of multi-scale + flip too), the stages before it are
+    reused. Run on a copy of the module's work folder (a stage's key does
+    not depend on the folder)."""
     work, args, _ = pipeline_run
     copy = tmp_path / 'work'
     shutil.copytree(work / 'work', copy)
     config = tmp_path / 'pipeline_rw_only.py'
     config.write_text(f"_base_ = ['{osp.abspath(CONFIG)}']\n"
-                      "seg = dict(pseudo_masks=['rw'])\n")
+                      "seg = dict(pseudo_masks=['rw'], tta=False)\n")
     changed = [
         str(config) if a == CONFIG else str(copy)
         if a == str(work / 'work') else a for a in args
@@ -187,7 +188,8 @@ def test_changed_stage_setting_remakes_it_and_what_follows(
     with open(copy / 'results.json') as f:
         results = json.load(f)
     assert 'seg_val_rw' in results and 'seg_val' not in results
-    assert 'seg_val_rw_tta' in results and 'seg_val_tta' not in results
+    assert not any(key.endswith('_tta') for key in results)
+    assert not list((copy / 'metrics').glob('seg_*_tta.json'))
     assert not (copy / 'seg' / 'rw_cyc').exists()
     assert (copy / 'seg' / 'rw' / 'iter_4.pth').is_file()
 
@@ -350,7 +352,7 @@ def test_sweep_over_a_run_repeats_its_refinement_rows(pipeline_run, run_tool,
         assert len(list((out / 'n4').glob('*.npz'))) == 8
 
 
-@pytest.mark.parametrize('typo, message', [
+TYPOS = [
     ("aff = dict(_delete_=True, conifg='tests/data/aff_tiny_synthvoc.py')",
      "aff has missing keys ['config'] and unknown keys ['conifg']"),
     ("cam_ = dict(config='tests/data/cam_tiny_synthvoc.py')",
@@ -359,13 +361,37 @@ def test_sweep_over_a_run_repeats_its_refinement_rows(pipeline_run, run_tool,
      "seg.pseudo_masks names ['rw_cy']"),
     ("cyc = dict(config='tests/data/no_such_config.py')",
      'cyc.config tests/data/no_such_config.py is not a file'),
-])
-def test_config_typo_stops_before_any_stage(tmp_path, python, typo, message):
-    """A misspelled or missing entry is refused before the data stage."""
-    import subprocess
+]
+
+
+def _typo_config(tmp_path, typo):
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     config = tmp_path / 'pipeline_typo.py'
     config.write_text(f"_base_ = ['{osp.join(repo, CONFIG)}']\n{typo}\n")
+    return config
+
+
+@pytest.mark.parametrize('typo, message', TYPOS)
+def test_config_typo_stops_before_any_stage(tmp_path, typo, message):
+    """A misspelled or missing entry is refused before the data stage, the
+    error naming the config file."""
+    from mmcyc.apis.run_pipeline import run_pipeline
+    config = _typo_config(tmp_path, typo)
+    work, data = tmp_path / 'work', tmp_path / 'data'
+    with pytest.raises(ValueError) as info:
+        run_pipeline(str(config), str(work), data_root=str(data))
+    assert str(info.value).startswith(f'{config}: ')
+    assert message in str(info.value)
+    assert not data.exists() and not work.exists()  # no stage ran
+
+
+def test_config_typo_stops_the_tool(tmp_path, python):
+    """tools/run_pipeline.py exits non-zero with the library's message (the
+    four typos above are checked on the library step, in this process)."""
+    import subprocess
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    typo, message = TYPOS[0]
+    config = _typo_config(tmp_path, typo)
     work, data = tmp_path / 'work', tmp_path / 'data'
     proc = subprocess.run(
         [python, 'tools/run_pipeline.py', '--config', str(config),
