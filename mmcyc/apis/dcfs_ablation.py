@@ -43,6 +43,9 @@ SETTING_FORMS = ('fixed<v> (v in [0, 1], e.g. fixed0, fixed0.02)', 'dynamic',
 SPLIT = 'ImageSets/Segmentation/train.txt'
 BANK_SPLIT = 'ImageSets/Segmentation/train_aug.txt'
 RUN_MANIFEST = 'mmcyc_run.json'  # what a run was made of, in its work dir
+# what its training was made of (the refinement's N and CAMs left out)
+TRAIN_MANIFEST = 'mmcyc_train.json'
+REFINE_OUTPUTS = ('refined', 'refine_metrics.json')
 STD = 'sample standard deviation (ddof = 1) over seeds; null with one seed'
 
 
@@ -152,9 +155,13 @@ class Ablation:
                 f'DCFS ablation run {run}: tools/{tool} failed with exit '
                 f'status {error.returncode}; its output is above') from error
 
-    def train_and_refine(self, run: str, work: str,
-                         options: List[str]) -> None:
-        """Train a run (resuming a cut-short training), then refine."""
+    def train_and_refine(self, run: str, work: str, options: List[str],
+                         train_manifest: tuple) -> None:
+        """Train a run (resuming a cut-short training), then refine.
+
+        ``train_manifest``: (path, key, parts) of the training's manifest,
+        written 'done' once its final checkpoint is there.
+        """
         checkpoint = osp.join(work, self.final_name)
         if is_complete_checkpoint(checkpoint):
             self.logger.info(f'{run}: final checkpoint {checkpoint} exists, '
@@ -168,6 +175,8 @@ class Ablation:
             if not osp.isfile(checkpoint):
                 raise RuntimeError(f'DCFS ablation run {run}: training ended '
                                    f'without {checkpoint}')
+        path, key, parts = train_manifest
+        write_manifest(path, key, 'done', parts)
         metrics_file = osp.join(work, 'refine_metrics.json')
         if osp.isfile(metrics_file):
             self.logger.info(f'{run}: {metrics_file} exists, refinement '
@@ -189,24 +198,39 @@ class Ablation:
             f'randomness.seed={seed}',
             *setting_options(setting, self.hook_index)
         ]
-        # what the run is made of: another config, classifier, CAM folder,
-        # N or data root makes it afresh instead of reusing its outputs
-        parts = dict(config=self.config_key, options=options,
-                     cam_checkpoint=self.cam_checkpoint_key,
-                     cam_dir=self.cam_dir_key, num_refs=self.opts.num_refs)
+        # what the run is made of: another config, classifier or data root
+        # makes it afresh instead of reusing its outputs; another CAM folder
+        # or N only its refinement (the training does not read them)
+        train_parts = dict(config=self.config_key, options=options,
+                           cam_checkpoint=self.cam_checkpoint_key)
+        parts = dict(train_parts, cam_dir=self.cam_dir_key,
+                     num_refs=self.opts.num_refs)
         key, manifest = make_key(parts), osp.join(work, RUN_MANIFEST)
+        train_key = make_key(train_parts)
+        train_manifest = osp.join(work, TRAIN_MANIFEST)
         if manifest_matches(manifest, key):
             self.logger.info(f'{run}: done with the current inputs '
                              f'({manifest}): refinement and training skipped')
         else:
             state = read_manifest(manifest)
             if osp.isdir(work) and (state is None or state['key'] != key):
-                self.logger.info(f'{run}: ' +
-                                 describe_mismatch(manifest, key, parts) +
-                                 f'; {work} is made afresh')
-                shutil.rmtree(work)
+                why = describe_mismatch(manifest, key, parts)
+                if manifest_matches(train_manifest, train_key):
+                    self.logger.info(f'{run}: {why}; its training is kept '
+                                     '(the same inputs), its refinement is '
+                                     'made afresh')
+                    for name in REFINE_OUTPUTS:
+                        path = osp.join(work, name)
+                        if osp.isdir(path):
+                            shutil.rmtree(path)
+                        elif osp.exists(path):
+                            os.remove(path)
+                else:
+                    self.logger.info(f'{run}: {why}; {work} is made afresh')
+                    shutil.rmtree(work)
             write_manifest(manifest, key, 'started', parts)
-            self.train_and_refine(run, work, options)
+            self.train_and_refine(run, work, options,
+                                  (train_manifest, train_key, train_parts))
             write_manifest(manifest, key, 'done', parts)
         checkpoint = osp.join(work, self.final_name)
         metrics_file = osp.join(work, 'refine_metrics.json')

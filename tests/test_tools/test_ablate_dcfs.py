@@ -166,8 +166,10 @@ def test_rerun_skips_training(ablation, run_tool):
 
 
 def test_changed_input_remakes_the_run(ablation, run_tool, tmp_path):
-    """A run made with another N is removed and made afresh, named by
-    its manifest; the other inputs' runs are not."""
+    """Another N: each run's refinement is made afresh, named by its
+    manifest. Its training is kept where the training's own manifest says
+    it had the same inputs (fixed0), and made afresh where there is none
+    (momentum's, removed here: a run of an older mmcyc)."""
     out, args, _ = ablation
     at = args.index('--num-refs')
     other = args[:at + 1] + ['3'] + args[at + 2:]
@@ -175,12 +177,31 @@ def test_changed_input_remakes_the_run(ablation, run_tool, tmp_path):
     copy = tmp_path / 'copy'
     shutil.copytree(out, copy)
     other[out_index] = str(copy)
+    kept = copy / 'fixed0' / 'seed0'
+    before = (kept / 'epoch_1.pth').read_bytes()
+    (kept / 'refined' / 'stale.npz').write_bytes(b'from N = 4')
+    os.remove(copy / 'momentum' / 'seed0' / 'mmcyc_train.json')
     proc = run_tool(*other)
     log = proc.stdout + proc.stderr
-    assert log.count('made by other inputs (num_refs differ') == 2
-    assert log.count('tools/train.py') == 2
-    with open(copy / 'fixed0' / 'seed0' / 'refine_metrics.json') as f:
-        assert json.load(f)['num_refs'] == 3
+    changed = {
+        line.split(' - ')[-1].split(':')[0]: line
+        for line in log.splitlines()
+        if 'made by other inputs (num_refs differ' in line
+    }
+    assert sorted(changed) == ['fixed0/seed0', 'momentum/seed0']
+    assert 'its training is kept' in changed['fixed0/seed0']
+    assert changed['momentum/seed0'].endswith(
+        f"{copy / 'momentum' / 'seed0'} is made afresh")
+    assert log.count('tools/train.py') == 1  # momentum's
+    assert log.count('tools/refine_cam.py') == 2
+    assert (kept / 'epoch_1.pth').read_bytes() == before
+    assert not (kept / 'refined' / 'stale.npz').exists()
+    for setting in ('fixed0', 'momentum'):
+        with open(copy / setting / 'seed0' / 'refine_metrics.json') as f:
+            assert json.load(f)['num_refs'] == 3
+        with open(copy / setting / 'seed0' / 'mmcyc_run.json') as f:
+            assert json.load(f)['parts']['num_refs'] == 3
+        assert (copy / setting / 'seed0' / 'mmcyc_train.json').is_file()
 
 
 def test_missing_classifier_checkpoint_is_named(stage1, tmp_path, python):

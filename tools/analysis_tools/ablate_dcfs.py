@@ -35,11 +35,14 @@ ones; the paper's beta2 converges near 0.4 on VOC (Fig. 4), where fixed
 values such as ``fixed0.1 fixed0.3 fixed0.5`` are the ones to compare.
 
 Each run keeps a manifest (``RUN/mmcyc_run.json``: the config as resolved,
-the run's overrides, the classifier checkpoint and CAM folder by digest, N).
-A run done with the same inputs is skipped; one made from other inputs is
-removed and made afresh; an interrupted one continues (a whole final
-checkpoint is not trained again, a cut-short training resumes, a written
-metrics file is not refined again).
+the run's overrides, the classifier checkpoint and CAM folder by digest, N),
+and its training one of its own (``RUN/mmcyc_train.json``: the same without
+the CAM folder and N, which only the refinement reads). A run done with the
+same inputs is skipped; one made from other inputs is removed and made
+afresh, except that a run whose training had the same inputs (another
+``--num-refs`` or ``--cam-dir``) keeps it and only refines again; an
+interrupted one continues (a whole final checkpoint is not trained again, a
+cut-short training resumes, a written metrics file is not refined again).
 ``--cfg-options`` go to both tools, before the run's own overrides (data
 root, classifier checkpoint, seed, setting); ``--workers`` to
 ``tools/refine_cam.py``.
