@@ -36,8 +36,9 @@ from mmengine.utils import ProgressBar
 
 from mmcyc.datasets.synthvoc import NUM_PARTS, decode_part_map, load_part_map
 from mmcyc.evaluation.functional.correspondence import (
-    MIN_FRACTION, cells_to_grid, correspondence_hits, correspondence_summary,
-    counted_references, part_cells, reference_mask)
+    MIN_FRACTION, cells_to_grid, class_cells, correspondence_hits,
+    correspondence_summary, counted_references, object_correspondence_hits,
+    part_cells, reference_mask)
 from mmcyc.evaluation.functional.peak_shortcuts import peak_shortcut_counts
 from mmcyc.utils import CAMStore, cam_name
 
@@ -97,8 +98,9 @@ class _ImageCells:
     """Per-image inputs of the counting, computed once per name.
 
     ``self(name)`` returns a dict with ``feat`` (D, h, w) fp32 on the
-    device, ``cam`` (C, h, w), ``parts`` (C, P, h, w) and ``objects`` (h, w,
-    the fraction of each cell on an object of any class) on F's grid,
+    device, ``cam`` (C, h, w), ``parts`` (C, P, h, w), ``objects`` (h, w,
+    the fraction of each cell on an object of any class) and ``classes``
+    (C, h, w, the fraction on an object of each class) on F's grid,
     ``img_path`` and ``size`` (H, W). Everything of every image asked for
     stays cached: part maps exist only for SynthVOC, whose images are small
     (96 x 96: 12 x 12 cells).
@@ -163,6 +165,9 @@ class _ImageCells:
             cam=cells_to_grid(cam.to(self.device), self.stride),  # (C, h, w)
             parts=parts,
             objects=cells_to_grid(objects, self.stride),  # (h, w)
+            classes=class_cells(
+                torch.from_numpy(class_id).to(self.device), self.num_classes,
+                self.stride),  # (C, h, w)
             img_path=img_path,
             size=size)
 
@@ -227,7 +232,13 @@ def evaluate_correspondence(model: nn.Module,
         percent of the counted reference cells, nan without any):
         ``peak_same_cell`` and ``peak_background`` for the raw products,
         ``peak_same_cell_cosine`` and ``peak_background_cosine`` for cosine
-        similarities.
+        similarities; ``acc_object``, the accuracy with each peak kept in
+        t's object of the reference's class
+        (:func:`~mmcyc.evaluation.functional.correspondence.
+        object_correspondence_hits`: does F tell an object's parts apart,
+        whatever the background does?), and ``chance_object``, what cells
+        drawn at random from those objects would score (percent, nan
+        without any reference).
     """
     device = torch.device(device) if device is not None else \
         _model_device(model)
@@ -238,6 +249,9 @@ def evaluate_correspondence(model: nn.Module,
     counts = torch.zeros_like(hits)
     # [same cell, background, references] for the raw products, the cosine
     shortcuts = torch.zeros((2, 3), dtype=torch.long, device=device)
+    # hits and expected hits by chance with the peaks kept in t's object
+    object_hits = torch.zeros_like(hits)
+    object_chance = torch.zeros(hits.shape, device=device)
     counted = 0
     print_log(f'correspondence: {len(pairs)} pairs, beta1 {beta1}, stride '
               f'{stride}, on {device}', logger=logger)
@@ -251,6 +265,11 @@ def evaluate_correspondence(model: nn.Module,
             min_fraction)  # (C, P) each
         hits += pair_hits
         counts += pair_counts
+        pair_hits, _, pair_chance = object_correspondence_hits(
+            s['feat'], s['cam'], s['parts'], t['feat'], t['parts'],
+            t['classes'], beta1, min_fraction)  # (C, P) each
+        object_hits += pair_hits
+        object_chance += pair_chance
         counted += int(pair_counts.sum() > 0)
         refs = counted_references(s['cam'], s['parts'], t['parts'], beta1,
                                   min_fraction)  # (C, P, h_s * w_s)
@@ -266,6 +285,11 @@ def evaluate_correspondence(model: nn.Module,
         hits, counts, _class_names(dataset, cells.num_classes))
     result.update(pairs=len(pairs), pairs_counted=counted,
                   images=len(cells.cache))
+    total = int(counts.sum())
+    result['acc_object'] = 100.0 * int(object_hits.sum()) / total \
+        if total else float('nan')
+    result['chance_object'] = 100.0 * float(object_chance.sum()) / total \
+        if total else float('nan')
     for row, suffix in enumerate(('', '_cosine')):
         same, background, total = shortcuts[row].tolist()
         result[f'peak_same_cell{suffix}'] = \
@@ -275,6 +299,9 @@ def evaluate_correspondence(model: nn.Module,
     print_log(f'correspondence accuracy {result["acc"]:.2f} % '
               f'({result["hits"]} / {result["count"]} references of '
               f'{counted} of {len(pairs)} pairs, {len(cells.cache)} images); '
+              f'with the peaks kept in the object '
+              f'{result["acc_object"]:.2f} % (chance '
+              f'{result["chance_object"]:.2f} %); '
               f'peaks at the own cell {result["peak_same_cell"]:.1f} % '
               f'(cosine {result["peak_same_cell_cosine"]:.1f} %), on the '
               f'background {result["peak_background"]:.1f} % (cosine '

@@ -53,7 +53,10 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
             'Part correspondence (share of on-part W^f peaks that land on '
             'the same part of another image of the class, %): classifier '
             f"features {cell('corr_acc_cls')}, CyCSNet "
-            f"{cell('corr_acc_cyc')}.",
+            f"{cell('corr_acc_cyc')}; with each peak kept in the target's "
+            f"object of the class {cell('corr_acc_object_cls')} and "
+            f"{cell('corr_acc_object_cyc')} (a random cell of the object: "
+            f"{cell('corr_chance_object')}).",
             '',
             f'| {source} maps of train | recall on salient parts | '
             'on weak parts | on bodies |',

@@ -515,6 +515,13 @@ class Pipeline(StageRunner):
             metrics = load('corr', f'corr_{features}')
             if metrics is not None:
                 rows[f'corr_acc_{features}'] = metrics['corr_acc']
+                # with the peaks kept in the object (absent from the
+                # metrics of an older mmcyc); its chance is the same for
+                # both feature sets (the same pairs and references)
+                if 'corr_acc_object' in metrics:
+                    rows[f'corr_acc_object_{features}'] = \
+                        metrics['corr_acc_object']
+                    rows['corr_chance_object'] = metrics['corr_chance_object']
         for cams, stage in (('cam', 'cam_infer'), ('cyc', 'refine'),
                             ('cyc_rw', 'refine'), ('eq14_cls', 'refine')):
             recall = load(stage, f'recall_{cams}_train')

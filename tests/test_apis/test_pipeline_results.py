@@ -27,6 +27,14 @@ def test_write_results_table_and_json(tmp_path):
     assert lines[4].endswith('|  | | |')
     assert '| CAM + Cyc (N = 16) |  |  |  |' in lines
     assert '| CAM | 37.41 | 38.08 | 43.80 |' in lines
+    assert 'classifier features 38.05, CyCSNet 9.74;' in table
+    # the object-restricted figures of an older run's metrics: blank
+    assert "object of the class  and  (a random cell" in table
+    rows.update(corr_acc_object_cls=51.0, corr_acc_object_cyc=20.5,
+                corr_chance_object=18.25)
+    table = write_results(rows, str(tmp_path))
+    assert ("kept in the target's object of the class 51.00 and 20.50 (a "
+            'random cell of the object: 18.25).') in table
 
 
 def test_write_results_names_the_source_everywhere(tmp_path):

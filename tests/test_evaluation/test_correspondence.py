@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmcyc.evaluation.functional import (cells_to_grid, correspondence_hits,
-                                         correspondence_summary, part_cells,
-                                         peak_cells, reference_mask)
+from mmcyc.evaluation.functional import (cells_to_grid, class_cells,
+                                         correspondence_hits,
+                                         correspondence_summary,
+                                         object_correspondence_hits,
+                                         part_cells, peak_cells,
+                                         reference_mask)
 from mmcyc.models.utils.cam_refinement import similarity_maps
 
 C, P = 2, 2  # classes, parts
@@ -194,20 +197,26 @@ def test_peak_is_the_argmax_of_wf():
     assert peak_cells(vectors.half(), feat.half()).dtype == torch.long
 
 
-def test_batched_over_positions_matches_a_loop():
-    gen = torch.Generator().manual_seed(1)
-    h, w, dim = 5, 6, 4
-    class_s = torch.randint(0, C + 1, (h, w), generator=gen)
-    role_s = torch.where(class_s > 0, torch.randint(0, P + 1, (h, w),
-                                                    generator=gen), -1)
-    class_t = torch.randint(0, C + 1, (h, w), generator=gen)
-    role_t = torch.where(class_t > 0, torch.randint(0, P + 1, (h, w),
-                                                    generator=gen), -1)
-    frac_s = part_cells(class_s, role_s, C, P, stride=1)
-    frac_t = part_cells(class_t, role_t, C, P, stride=1)
+def random_pair(seed, h=5, w=6, dim=4):
+    """A random pair at stride 1: t's class and role maps, s's and t's part
+    fractions, s's CAM and both feature maps."""
+    gen = torch.Generator().manual_seed(seed)
+    maps = []
+    for _ in range(2):  # s, then t
+        class_id = torch.randint(0, C + 1, (h, w), generator=gen)
+        role = torch.where(class_id > 0, torch.randint(0, P + 1, (h, w),
+                                                       generator=gen), -1)
+        maps.append((class_id, role))
+    frac_s, frac_t = (part_cells(*m, C, P, stride=1) for m in maps)
     cam = torch.rand(C, h, w, generator=gen)
     feat_s = torch.randn(dim, h, w, generator=gen)
     feat_t = torch.randn(dim, h, w, generator=gen)
+    return maps[1], frac_s, frac_t, cam, feat_s, feat_t
+
+
+def test_batched_over_positions_matches_a_loop():
+    _, frac_s, frac_t, cam, feat_s, feat_t = random_pair(1)
+    h, w = cam.shape[1:]
     hits, counts = correspondence_hits(feat_s, cam, frac_s, feat_t, frac_t)
     exp_hits, exp_counts = torch.zeros(C, P), torch.zeros(C, P)
     for c in range(C):
@@ -240,3 +249,70 @@ def test_bad_inputs_are_named():
         part_cells(np.full((2, 2), 3), np.zeros((2, 2)), C, P, 1)
     with pytest.raises(ValueError, match='hits <= counts'):
         correspondence_summary(torch.ones(2, 2), torch.zeros(2, 2))
+
+
+def test_class_cells_fractions():
+    class_id = np.array([[0, 1, 1, 2], [0, 0, 2, 2]])
+    frac = class_cells(class_id, num_classes=3, stride=2)  # (3, 1, 2)
+    assert frac.shape == (3, 1, 2)
+    assert frac[:, 0, 0].tolist() == [0.25, 0.0, 0.0]
+    assert frac[:, 0, 1].tolist() == [0.25, 0.75, 0.0]
+
+
+def test_object_restricted_peak_ignores_the_background():
+    """Every reference's unrestricted peak is on t's background (a vector
+    shared by all source cells, large there); kept inside the object each
+    finds its part. The chance is the share of the object's cells on the
+    part: class 1's object in t has 3 cells, one on each part."""
+    frac_s, cam, frac_t = pair_inputs()
+    class_t = class_cells(part_map(TARGET)[0], C, stride=1)
+    feat_s = one_hot_features(SOURCE)
+    feat_s[7] = 1  # every source vector has the background's direction
+    feat_t = one_hot_features(TARGET)
+    feat_t[7] *= 5
+    hits, counts = correspondence_hits(feat_s, cam, frac_s, feat_t, frac_t)
+    assert counts.sum() == 3 and hits.sum() == 0
+    hits, counts_obj, chance = object_correspondence_hits(
+        feat_s, cam, frac_s, feat_t, frac_t, class_t)
+    assert counts_obj.tolist() == counts.tolist()
+    assert hits.tolist() == counts.tolist()
+    # class 1: 3 object cells, 1 on each part; class 2: 2 cells, 1 on part 0
+    np.testing.assert_allclose(chance, [[1 / 3, 1 / 3], [1 / 2, 0]],
+                               rtol=1e-6)
+    # swapping class 1's parts in t: both of its references miss
+    feat_t = feat_t[[1, 0, 2, 3, 4, 5, 6, 7]]
+    hits, _, _ = object_correspondence_hits(feat_s, cam, frac_s, feat_t,
+                                            frac_t, class_t)
+    assert hits.tolist() == [[0, 0], [1, 0]]
+
+
+def test_object_restricted_hits_match_a_loop():
+    (class_t, role_t), frac_s, frac_t, cam, feat_s, feat_t = random_pair(2)
+    h, w = cam.shape[1:]
+    objects_t = class_cells(class_t, C, stride=1)
+    hits, counts, chance = object_correspondence_hits(
+        feat_s, cam, frac_s, feat_t, frac_t, objects_t)
+    exp_hits, exp_counts = torch.zeros(C, P), torch.zeros(C, P)
+    exp_chance = torch.zeros(C, P)
+    for c in range(C):
+        inside = [(i, j) for i in range(h) for j in range(w)
+                  if class_t[i, j] == c + 1]
+        for k in range(P):
+            if not (frac_t[c, k] > 0).any():
+                continue
+            on_part = sum(int(role_t[i, j] == k + 1) for i, j in inside)
+            for i in range(h):
+                for j in range(w):
+                    if frac_s[c, k, i, j] >= 0.5 and cam[c, i, j] > 0.3:
+                        best = max(inside, key=lambda cell: float(
+                            feat_s[:, i, j] @ feat_t[:, cell[0], cell[1]]))
+                        exp_counts[c, k] += 1
+                        exp_hits[c, k] += float(role_t[best] == k + 1)
+                        exp_chance[c, k] += on_part / len(inside)
+    assert counts.tolist() == exp_counts.long().tolist()
+    assert hits.tolist() == exp_hits.long().tolist()
+    np.testing.assert_allclose(chance, exp_chance, rtol=1e-6)
+    assert counts.sum() > 0 and 0 < hits.sum() < counts.sum()
+    with pytest.raises(ValueError, match=r"class_frac_t must be \(C, h, w\)"):
+        object_correspondence_hits(feat_s, cam, frac_s, feat_t, frac_t,
+                                   objects_t[:1])

@@ -120,6 +120,9 @@ def test_oracle_features_find_their_parts(dataset, stage_inputs,
     # are mostly background (thin parts). (The oracle's cosines tie: every
     # cell touching the part has the same direction.)
     assert result['peak_background'] <= 10.0
+    # kept in the object the oracle finds its part too, far above chance
+    assert result['acc_object'] >= 90.0
+    assert 0.0 < result['chance_object'] < 60.0
 
 
 class PositionOracle(PartOracle):
@@ -185,7 +188,8 @@ def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
         assert res['corr_acc'] == pytest.approx(
             100 * res['hits'] / res['count'])
         for key in ('peak_same_cell', 'peak_background',
-                    'peak_same_cell_cosine', 'peak_background_cosine'):
+                    'peak_same_cell_cosine', 'peak_background_cosine',
+                    'corr_acc_object', 'corr_chance_object'):
             assert 0.0 <= res[key] <= 100.0
     # the references depend on the CAMs and part maps only: the same pairs
     # give the same counts whatever the features
@@ -198,6 +202,10 @@ def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
                                      progress=False)
     assert (result['hits'], result['count']) == (res_cyc['hits'],
                                                  res_cyc['count'])
+    assert result['acc_object'] == pytest.approx(res_cyc['corr_acc_object'])
+    # the chance depends on the pairs, CAMs and part maps only
+    assert res_cls['corr_chance_object'] == pytest.approx(
+        res_cyc['corr_chance_object'])
 
     png = osp.join(vis, 'vis_data', 'vis_image', 'correspondence_0.png')
     assert png in proc.stdout

@@ -49,8 +49,10 @@ def test_results_and_outputs(pipeline_run):
     # the same pairs, with its Fig. 3 drawings
     counts = []
     for features in ('cls', 'cyc'):
-        acc = results[f'corr_acc_{features}']
-        assert acc is None or 0 <= acc <= 100  # None: no reference
+        for key in (f'corr_acc_{features}', f'corr_acc_object_{features}',
+                    'corr_chance_object'):
+            acc = results[key]
+            assert acc is None or 0 <= acc <= 100, key  # None: no reference
         with open(work / 'work' / 'metrics' / f'corr_{features}.json') as f:
             corr = json.load(f)
         assert corr['features'] == features and corr['pairs'] > 0

@@ -23,7 +23,11 @@ peak of its W^f in t hits when it touches part k of class c in t, counted
 where that part is visible in t (``mmcyc.apis.evaluate_correspondence``).
 
 ``--out`` writes (atomically) ``{"corr_acc": percent, "hits", "count",
-"pairs", "features": "cls" | "cyc", ...}`` with per-class details;
+"pairs", "features": "cls" | "cyc", ...}`` with per-class details, where
+the peaks land when they miss (own cell, background) and
+``corr_acc_object`` / ``corr_chance_object``: the accuracy with each peak
+kept in t's object of the reference's class, and what a random cell of that
+object would score;
 ``--draw N`` draws the paper's Fig. 3 for N on-part points of the first
 pairs, through mmengine's Visualizer with a LocalVisBackend:
 ``VIS_DIR/vis_data/vis_image/correspondence_0.png`` (the path is printed).
@@ -135,6 +139,8 @@ def main():
             **{key: result[key] for key in (
                 'peak_same_cell', 'peak_background', 'peak_same_cell_cosine',
                 'peak_background_cosine')},
+            corr_acc_object=result['acc_object'],
+            corr_chance_object=result['chance_object'],
             beta1=args.beta1,
             pairs_per_image=args.pairs_per_image,
             seed=args.seed,

@@ -1,14 +1,16 @@
 # Copyright (c) mmcyc contributors. All rights reserved.
 """Metrics as pure tensor functions (no registry, no file I/O)."""
-from .correspondence import (cells_to_grid, correspondence_hits,
+from .correspondence import (cells_to_grid, class_cells, correspondence_hits,
                              correspondence_summary, counted_references,
-                             part_cells, peak_cells, reference_mask)
+                             object_correspondence_hits, part_cells,
+                             peak_cells, reference_mask)
 from .peak_shortcuts import peak_shortcut_counts
 
 __all__ = [
-    'cells_to_grid', 'correspondence_hits', 'correspondence_summary',
-    'counted_references', 'part_cells', 'peak_cells', 'peak_shortcut_counts',
-    'reference_mask'
+    'cells_to_grid', 'class_cells', 'correspondence_hits',
+    'correspondence_summary', 'counted_references',
+    'object_correspondence_hits', 'part_cells', 'peak_cells',
+    'peak_shortcut_counts', 'reference_mask'
 ]
 from .part_recall import (REGIONS, part_recall_counts,  # noqa: E402
                           recall_percent)

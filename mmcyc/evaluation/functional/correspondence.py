@@ -263,6 +263,99 @@ def correspondence_hits(feat_s: torch.Tensor,
     return hit.sum(dim=2), refs.sum(dim=2)  # (C, P) each
 
 
+def class_cells(class_id: ArrayLike,
+                num_classes: int = 20,
+                stride: int = 8) -> torch.Tensor:
+    """Fraction of each feature cell on an object of class c.
+
+    Args:
+        class_id (Tensor | np.ndarray): Class ids, shape (H, W), 0 =
+            background, c in 1..num_classes (``decode_part_map``).
+        num_classes (int): C, foreground classes. Defaults to 20.
+        stride (int): s of the feature grid. Defaults to 8.
+
+    Returns:
+        Tensor: fp32 fractions in [0, 1], shape (C, h, w) (psa's grid rule,
+        :func:`cells_to_grid`); entry ``[c - 1]`` covers class c's objects,
+        parts and body alike.
+    """
+    class_id = torch.as_tensor(class_id).long()
+    if class_id.dim() != 2:
+        raise ValueError(f'class_id must be (H, W), got '
+                         f'{tuple(class_id.shape)}')
+    classes = torch.arange(1, num_classes + 1, device=class_id.device)
+    one_hot = (class_id[None] == classes[:, None, None]).float()  # (C, H, W)
+    return cells_to_grid(one_hot, stride)  # (C, h, w)
+
+
+def object_correspondence_hits(feat_s: torch.Tensor,
+                               cam_cells_s: torch.Tensor,
+                               part_frac_s: torch.Tensor,
+                               feat_t: torch.Tensor,
+                               part_frac_t: torch.Tensor,
+                               class_frac_t: torch.Tensor,
+                               beta1: float = 0.3,
+                               min_fraction: float = MIN_FRACTION
+                               ) -> Tuple[torch.Tensor, torch.Tensor,
+                                          torch.Tensor]:
+    """Hits, counts and chance of one pair with the peaks kept in t's object.
+
+    The references and counts are those of :func:`correspondence_hits`; the
+    peak of a reference of class c is taken over the cells of t that touch
+    an object of class c (``class_frac_t[c - 1] > 0``) instead of all of t.
+    It asks whether F tells an object's parts apart, whatever the
+    background does (a reference whose unrestricted peak lies on t's
+    background can still hit here). ``chance`` is what a cell drawn
+    uniformly from that object would score: per reference of (c, k), the
+    share of the object's cells that touch part k.
+
+    Args:
+        feat_s (Tensor): Source features ``F_s``, shape (D, h_s, w_s).
+        cam_cells_s (Tensor): Source stage-1 CAM on its grid, shape
+            (C, h_s, w_s), values normalised to [0, 1].
+        part_frac_s (Tensor): :func:`part_cells` of s, (C, P, h_s, w_s).
+        feat_t (Tensor): Target features ``F_t``, shape (D, h_t, w_t).
+        part_frac_t (Tensor): :func:`part_cells` of t, (C, P, h_t, w_t).
+        class_frac_t (Tensor): :func:`class_cells` of t, (C, h_t, w_t).
+        beta1 (float): CAM threshold of the references. Defaults to 0.3.
+        min_fraction (float): Smallest part fraction of a reference cell.
+            Defaults to 0.5.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: int64 ``hits`` and ``counts`` and
+        fp32 ``chance`` (expected hits), each of shape (C, P), on the
+        device of ``feat_t``.
+    """
+    _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
+    expected = (part_frac_t.shape[0], *feat_t.shape[1:])
+    if tuple(class_frac_t.shape) != expected:
+        raise ValueError(f'class_frac_t must be (C, h, w) = {expected} on the '
+                         f"target's grid, got {tuple(class_frac_t.shape)}")
+    device = feat_t.device
+    num_classes, num_parts = part_frac_s.shape[:2]
+    on_t = (part_frac_t > 0).to(device).flatten(2)  # (C, P, h_t * w_t)
+    in_object = (class_frac_t > 0).to(device).flatten(1)  # (C, h_t * w_t)
+    refs = counted_references(cam_cells_s, part_frac_s, part_frac_t.to(device),
+                              beta1, min_fraction)  # (C, P, h_s * w_s)
+    counts = refs.sum(dim=2)  # (C, P)
+    # a visible part lies in its object, so a counted (c, k) has cells
+    share = (on_t & in_object[:, None]).sum(dim=2).float() / \
+        in_object.sum(dim=1, keepdim=True).clamp(min=1).float()  # (C, P)
+    chance = share * counts.float()  # (C, P)
+    cells = refs.any(dim=(0, 1)).nonzero().flatten()  # (S, ) source cells
+    if cells.numel() == 0:
+        return torch.zeros_like(counts), counts, chance
+    vectors = feat_s.flatten(1).to(device, torch.float32)[:, cells].t()
+    sim = vectors @ feat_t.float().flatten(1)  # (S, h_t * w_t)
+    # peaks per class c, over c's object cells only: (C, S)
+    masked = sim[None].masked_fill(~in_object[:, None], float('-inf'))
+    peaks = masked.argmax(dim=2)  # (C, S)
+    refs = refs[..., cells]  # (C, P, S)
+    at_peak = on_t.gather(2, peaks[:, None].expand(-1, num_parts, -1))
+    hits = (refs & at_peak).sum(dim=2)  # (C, P)
+    return hits, counts, chance
+
+
 def correspondence_summary(
         hits: torch.Tensor,
         counts: torch.Tensor,
