@@ -236,8 +236,11 @@ def evaluate_correspondence(model: nn.Module,
         t's object of the reference's class
         (:func:`~mmcyc.evaluation.functional.correspondence.
         object_correspondence_hits`: does F tell an object's parts apart,
-        whatever the background does?), and ``chance_object``, what cells
-        drawn at random from those objects would score (percent, nan
+        whatever the background does?), ``chance_object``, what cells
+        drawn at random from those objects would score, and
+        ``other_part_object``, the share of the references whose
+        object-kept peak touches another part of their class and not
+        their own (the rest of the misses are on the body; percent, nan
         without any reference).
     """
     device = torch.device(device) if device is not None else \
@@ -251,6 +254,7 @@ def evaluate_correspondence(model: nn.Module,
     shortcuts = torch.zeros((2, 3), dtype=torch.long, device=device)
     # hits and expected hits by chance with the peaks kept in t's object
     object_hits = torch.zeros_like(hits)
+    object_other = torch.zeros_like(hits)
     object_chance = torch.zeros(hits.shape, device=device)
     counted = 0
     print_log(f'correspondence: {len(pairs)} pairs, beta1 {beta1}, stride '
@@ -265,11 +269,12 @@ def evaluate_correspondence(model: nn.Module,
             min_fraction)  # (C, P) each
         hits += pair_hits
         counts += pair_counts
-        pair_hits, _, pair_chance = object_correspondence_hits(
+        pair_hits, _, pair_chance, pair_other = object_correspondence_hits(
             s['feat'], s['cam'], s['parts'], t['feat'], t['parts'],
             t['classes'], beta1, min_fraction)  # (C, P) each
         object_hits += pair_hits
         object_chance += pair_chance
+        object_other += pair_other
         counted += int(pair_counts.sum() > 0)
         refs = counted_references(s['cam'], s['parts'], t['parts'], beta1,
                                   min_fraction)  # (C, P, h_s * w_s)
@@ -289,6 +294,8 @@ def evaluate_correspondence(model: nn.Module,
     result['acc_object'] = 100.0 * int(object_hits.sum()) / total \
         if total else float('nan')
     result['chance_object'] = 100.0 * float(object_chance.sum()) / total \
+        if total else float('nan')
+    result['other_part_object'] = 100.0 * int(object_other.sum()) / total \
         if total else float('nan')
     for row, suffix in enumerate(('', '_cosine')):
         same, background, total = shortcuts[row].tolist()

@@ -272,28 +272,30 @@ def test_object_restricted_peak_ignores_the_background():
     feat_t[7] *= 5
     hits, counts = correspondence_hits(feat_s, cam, frac_s, feat_t, frac_t)
     assert counts.sum() == 3 and hits.sum() == 0
-    hits, counts_obj, chance = object_correspondence_hits(
+    hits, counts_obj, chance, other = object_correspondence_hits(
         feat_s, cam, frac_s, feat_t, frac_t, class_t)
     assert counts_obj.tolist() == counts.tolist()
-    assert hits.tolist() == counts.tolist()
+    assert hits.tolist() == counts.tolist() and other.sum() == 0
     # class 1: 3 object cells, 1 on each part; class 2: 2 cells, 1 on part 0
     np.testing.assert_allclose(chance, [[1 / 3, 1 / 3], [1 / 2, 0]],
                                rtol=1e-6)
     # swapping class 1's parts in t: both of its references miss
     feat_t = feat_t[[1, 0, 2, 3, 4, 5, 6, 7]]
-    hits, _, _ = object_correspondence_hits(feat_s, cam, frac_s, feat_t,
-                                            frac_t, class_t)
+    hits, _, _, other = object_correspondence_hits(feat_s, cam, frac_s,
+                                                   feat_t, frac_t, class_t)
     assert hits.tolist() == [[0, 0], [1, 0]]
+    assert other.tolist() == [[1, 1], [0, 0]]  # each found the other part
 
 
 def test_object_restricted_hits_match_a_loop():
-    (class_t, role_t), frac_s, frac_t, cam, feat_s, feat_t = random_pair(2)
+    (class_t, role_t), frac_s, frac_t, cam, feat_s, feat_t = random_pair(
+        2, h=8, w=9)
     h, w = cam.shape[1:]
     objects_t = class_cells(class_t, C, stride=1)
-    hits, counts, chance = object_correspondence_hits(
+    hits, counts, chance, other = object_correspondence_hits(
         feat_s, cam, frac_s, feat_t, frac_t, objects_t)
     exp_hits, exp_counts = torch.zeros(C, P), torch.zeros(C, P)
-    exp_chance = torch.zeros(C, P)
+    exp_chance, exp_other = torch.zeros(C, P), torch.zeros(C, P)
     for c in range(C):
         inside = [(i, j) for i in range(h) for j in range(w)
                   if class_t[i, j] == c + 1]
@@ -308,10 +310,13 @@ def test_object_restricted_hits_match_a_loop():
                             feat_s[:, i, j] @ feat_t[:, cell[0], cell[1]]))
                         exp_counts[c, k] += 1
                         exp_hits[c, k] += float(role_t[best] == k + 1)
+                        exp_other[c, k] += float(role_t[best] not in (0,
+                                                                      k + 1))
                         exp_chance[c, k] += on_part / len(inside)
     assert counts.tolist() == exp_counts.long().tolist()
     assert hits.tolist() == exp_hits.long().tolist()
     np.testing.assert_allclose(chance, exp_chance, rtol=1e-6)
+    assert other.tolist() == exp_other.long().tolist() and other.sum() > 0
     assert counts.sum() > 0 and 0 < hits.sum() < counts.sum()
     with pytest.raises(ValueError, match=r"class_frac_t must be \(C, h, w\)"):
         object_correspondence_hits(feat_s, cam, frac_s, feat_t, frac_t,

@@ -123,6 +123,7 @@ def test_oracle_features_find_their_parts(dataset, stage_inputs,
     # kept in the object the oracle finds its part too, far above chance
     assert result['acc_object'] >= 90.0
     assert 0.0 < result['chance_object'] < 60.0
+    assert result['other_part_object'] <= 100.0 - result['acc_object']
 
 
 class PositionOracle(PartOracle):
@@ -189,7 +190,8 @@ def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
             100 * res['hits'] / res['count'])
         for key in ('peak_same_cell', 'peak_background',
                     'peak_same_cell_cosine', 'peak_background_cosine',
-                    'corr_acc_object', 'corr_chance_object'):
+                    'corr_acc_object', 'corr_chance_object',
+                    'corr_other_part_object'):
             assert 0.0 <= res[key] <= 100.0
     # the references depend on the CAMs and part maps only: the same pairs
     # give the same counts whatever the features

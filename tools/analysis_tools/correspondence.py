@@ -26,8 +26,10 @@ where that part is visible in t (``mmcyc.apis.evaluate_correspondence``).
 "pairs", "features": "cls" | "cyc", ...}`` with per-class details, where
 the peaks land when they miss (own cell, background) and
 ``corr_acc_object`` / ``corr_chance_object``: the accuracy with each peak
-kept in t's object of the reference's class, and what a random cell of that
-object would score;
+kept in t's object of the reference's class, what a random cell of that
+object would score, and ``corr_other_part_object``: the share whose peak
+kept in the object touches another part of the class instead (the other
+misses land on its body only);
 ``--draw N`` draws the paper's Fig. 3 for N on-part points of the first
 pairs, through mmengine's Visualizer with a LocalVisBackend:
 ``VIS_DIR/vis_data/vis_image/correspondence_0.png`` (the path is printed).
@@ -141,6 +143,7 @@ def main():
                 'peak_background_cosine')},
             corr_acc_object=result['acc_object'],
             corr_chance_object=result['chance_object'],
+            corr_other_part_object=result['other_part_object'],
             beta1=args.beta1,
             pairs_per_image=args.pairs_per_image,
             seed=args.seed,

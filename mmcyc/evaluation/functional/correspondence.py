@@ -297,7 +297,7 @@ def object_correspondence_hits(feat_s: torch.Tensor,
                                beta1: float = 0.3,
                                min_fraction: float = MIN_FRACTION
                                ) -> Tuple[torch.Tensor, torch.Tensor,
-                                          torch.Tensor]:
+                                          torch.Tensor, torch.Tensor]:
     """Hits, counts and chance of one pair with the peaks kept in t's object.
 
     The references and counts are those of :func:`correspondence_hits`; the
@@ -307,7 +307,9 @@ def object_correspondence_hits(feat_s: torch.Tensor,
     background does (a reference whose unrestricted peak lies on t's
     background can still hit here). ``chance`` is what a cell drawn
     uniformly from that object would score: per reference of (c, k), the
-    share of the object's cells that touch part k.
+    share of the object's cells that touch part k. ``other`` counts the
+    misses whose peak touches another part of the class (the rest of the
+    misses lie on its body only).
 
     Args:
         feat_s (Tensor): Source features ``F_s``, shape (D, h_s, w_s).
@@ -322,9 +324,9 @@ def object_correspondence_hits(feat_s: torch.Tensor,
             Defaults to 0.5.
 
     Returns:
-        tuple[Tensor, Tensor, Tensor]: int64 ``hits`` and ``counts`` and
-        fp32 ``chance`` (expected hits), each of shape (C, P), on the
-        device of ``feat_t``.
+        tuple[Tensor, Tensor, Tensor, Tensor]: int64 ``hits`` and
+        ``counts``, fp32 ``chance`` (expected hits) and int64 ``other``,
+        each of shape (C, P), on the device of ``feat_t``.
     """
     _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
     expected = (part_frac_t.shape[0], *feat_t.shape[1:])
@@ -344,16 +346,20 @@ def object_correspondence_hits(feat_s: torch.Tensor,
     chance = share * counts.float()  # (C, P)
     cells = refs.any(dim=(0, 1)).nonzero().flatten()  # (S, ) source cells
     if cells.numel() == 0:
-        return torch.zeros_like(counts), counts, chance
+        return torch.zeros_like(counts), counts, chance, \
+            torch.zeros_like(counts)
     vectors = feat_s.flatten(1).to(device, torch.float32)[:, cells].t()
     sim = vectors @ feat_t.float().flatten(1)  # (S, h_t * w_t)
     # peaks per class c, over c's object cells only: (C, S)
     masked = sim[None].masked_fill(~in_object[:, None], float('-inf'))
     peaks = masked.argmax(dim=2)  # (C, S)
     refs = refs[..., cells]  # (C, P, S)
+    # at_peak[c, k', s]: the peak of reference s (searched in c's object)
+    # touches part k' of class c
     at_peak = on_t.gather(2, peaks[:, None].expand(-1, num_parts, -1))
     hits = (refs & at_peak).sum(dim=2)  # (C, P)
-    return hits, counts, chance
+    other = (refs & ~at_peak & at_peak.any(dim=1, keepdim=True)).sum(dim=2)
+    return hits, counts, chance, other
 
 
 def correspondence_summary(
