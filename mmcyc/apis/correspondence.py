@@ -290,13 +290,14 @@ def evaluate_correspondence(model: nn.Module,
         hits, counts, _class_names(dataset, cells.num_classes))
     result.update(pairs=len(pairs), pairs_counted=counted,
                   images=len(cells.cache))
-    total = int(counts.sum())
-    result['acc_object'] = 100.0 * int(object_hits.sum()) / total \
-        if total else float('nan')
-    result['chance_object'] = 100.0 * float(object_chance.sum()) / total \
-        if total else float('nan')
-    result['other_part_object'] = 100.0 * int(object_other.sum()) / total \
-        if total else float('nan')
+    num_refs = int(counts.sum())
+
+    def percent(count: float) -> float:  # of the counted references
+        return 100.0 * count / num_refs if num_refs else float('nan')
+
+    result.update(acc_object=percent(int(object_hits.sum())),
+                  chance_object=percent(float(object_chance.sum())),
+                  other_part_object=percent(int(object_other.sum())))
     for row, suffix in enumerate(('', '_cosine')):
         same, background, total = shortcuts[row].tolist()
         result[f'peak_same_cell{suffix}'] = \

@@ -213,6 +213,28 @@ def peak_cells(vectors: torch.Tensor, feat_t: torch.Tensor) -> torch.Tensor:
     return sim.argmax(dim=1)  # (S, )
 
 
+def _pair_references(feat_s: torch.Tensor, cam_cells_s: torch.Tensor,
+                     part_frac_s: torch.Tensor, part_frac_t: torch.Tensor,
+                     device: torch.device, beta1: float,
+                     min_fraction: float) -> tuple:
+    """What both counts of a pair start from, on ``device``.
+
+    Returns:
+        tuple: ``on_t`` (bool, (C, P, h_t * w_t): the cells of t touching
+        part k of class c); ``refs`` (bool, (C, P, S)): the counted
+        references (:func:`counted_references`) over the S source cells
+        that are a reference of some (c, k), S >= 0; ``vectors``: those
+        cells of ``F_s``, fp32 (S, D).
+    """
+    on_t = (part_frac_t > 0).to(device).flatten(2)  # (C, P, h_t * w_t)
+    # only parts visible in t count
+    refs = counted_references(cam_cells_s, part_frac_s, part_frac_t.to(device),
+                              beta1, min_fraction)  # (C, P, h_s * w_s)
+    cells = refs.any(dim=(0, 1)).nonzero().flatten()  # (S, ) source cells
+    vectors = feat_s.flatten(1).to(device, torch.float32)[:, cells].t()
+    return on_t, refs[..., cells], vectors  # (C, P, S), (S, D)
+
+
 def correspondence_hits(feat_s: torch.Tensor,
                         cam_cells_s: torch.Tensor,
                         part_frac_s: torch.Tensor,
@@ -245,20 +267,13 @@ def correspondence_hits(feat_s: torch.Tensor,
         shape (C, P), ``hits <= counts``, on the device of ``feat_t``.
     """
     _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
-    device = feat_t.device
-    num_classes, num_parts = part_frac_s.shape[:2]
-    on_t = (part_frac_t > 0).to(device).flatten(2)  # (C, P, h_t * w_t)
-    # only parts visible in t count
-    refs = counted_references(cam_cells_s, part_frac_s, part_frac_t.to(device),
-                              beta1, min_fraction)  # (C, P, h_s * w_s)
-    cells = refs.any(dim=(0, 1)).nonzero().flatten()  # (S, ) source cells
-    hits = torch.zeros((num_classes, num_parts), dtype=torch.long,
-                       device=device)
-    if cells.numel() == 0:
-        return hits, hits.clone()
-    vectors = feat_s.flatten(1).to(device)[:, cells].t()  # (S, D)
+    on_t, refs, vectors = _pair_references(feat_s, cam_cells_s, part_frac_s,
+                                           part_frac_t, feat_t.device, beta1,
+                                           min_fraction)
+    if len(vectors) == 0:
+        counts = refs.sum(dim=2)  # (C, P) zeros
+        return torch.zeros_like(counts), counts
     peaks = peak_cells(vectors, feat_t)  # (S, )
-    refs = refs[..., cells]  # (C, P, S)
     hit = refs & on_t[..., peaks]  # (C, P, S)
     return hit.sum(dim=2), refs.sum(dim=2)  # (C, P) each
 
@@ -334,26 +349,23 @@ def object_correspondence_hits(feat_s: torch.Tensor,
         raise ValueError(f'class_frac_t must be (C, h, w) = {expected} on the '
                          f"target's grid, got {tuple(class_frac_t.shape)}")
     device = feat_t.device
-    num_classes, num_parts = part_frac_s.shape[:2]
-    on_t = (part_frac_t > 0).to(device).flatten(2)  # (C, P, h_t * w_t)
+    num_parts = part_frac_s.shape[1]
+    on_t, refs, vectors = _pair_references(feat_s, cam_cells_s, part_frac_s,
+                                           part_frac_t, device, beta1,
+                                           min_fraction)
     in_object = (class_frac_t > 0).to(device).flatten(1)  # (C, h_t * w_t)
-    refs = counted_references(cam_cells_s, part_frac_s, part_frac_t.to(device),
-                              beta1, min_fraction)  # (C, P, h_s * w_s)
     counts = refs.sum(dim=2)  # (C, P)
     # a visible part lies in its object, so a counted (c, k) has cells
     share = (on_t & in_object[:, None]).sum(dim=2).float() / \
         in_object.sum(dim=1, keepdim=True).clamp(min=1).float()  # (C, P)
     chance = share * counts.float()  # (C, P)
-    cells = refs.any(dim=(0, 1)).nonzero().flatten()  # (S, ) source cells
-    if cells.numel() == 0:
+    if len(vectors) == 0:
         return torch.zeros_like(counts), counts, chance, \
             torch.zeros_like(counts)
-    vectors = feat_s.flatten(1).to(device, torch.float32)[:, cells].t()
     sim = vectors @ feat_t.float().flatten(1)  # (S, h_t * w_t)
     # peaks per class c, over c's object cells only: (C, S)
     masked = sim[None].masked_fill(~in_object[:, None], float('-inf'))
     peaks = masked.argmax(dim=2)  # (C, S)
-    refs = refs[..., cells]  # (C, P, S)
     # at_peak[c, k', s]: the peak of reference s (searched in c's object)
     # touches part k' of class c
     at_peak = on_t.gather(2, peaks[:, None].expand(-1, num_parts, -1))
