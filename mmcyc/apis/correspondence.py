@@ -36,8 +36,8 @@ from mmengine.utils import ProgressBar
 
 from mmcyc.datasets.synthvoc import NUM_PARTS, decode_part_map, load_part_map
 from mmcyc.evaluation.functional.correspondence import (
-    MIN_FRACTION, cells_to_grid, class_cells, correspondence_hits,
-    correspondence_summary, counted_references, object_correspondence_hits,
+    MIN_FRACTION, cells_to_grid, class_cells, class_separation_hits,
+    correspondence_hits, correspondence_summary, counted_references, object_correspondence_hits,
     part_cells, reference_mask)
 from mmcyc.evaluation.functional.peak_shortcuts import peak_shortcut_counts
 from mmcyc.utils import CAMStore, cam_name
@@ -241,7 +241,13 @@ def evaluate_correspondence(model: nn.Module,
         ``other_part_object``, the share of the references whose
         object-kept peak touches another part of their class and not
         their own (the rest of the misses are on the body; percent, nan
-        without any reference).
+        without any reference); ``class_object``: does F still tell the
+        classes apart (:func:`~mmcyc.evaluation.functional.correspondence.
+        class_separation_hits`: with each peak kept in t's objects, the
+        share landing on an object of the reference's class, over the
+        ``count_class_object`` references whose t also holds another
+        class; percent, nan without any) and ``chance_class_object``, what
+        a random object cell of t would score.
     """
     device = torch.device(device) if device is not None else \
         _model_device(model)
@@ -256,6 +262,8 @@ def evaluate_correspondence(model: nn.Module,
     object_hits = torch.zeros_like(hits)
     object_other = torch.zeros_like(hits)
     object_chance = torch.zeros(hits.shape, device=device)
+    # hits, references and expected hits of the class question
+    class_sums = torch.zeros(3, device=device)
     counted = 0
     print_log(f'correspondence: {len(pairs)} pairs, beta1 {beta1}, stride '
               f'{stride}, on {device}', logger=logger)
@@ -275,6 +283,12 @@ def evaluate_correspondence(model: nn.Module,
         object_hits += pair_hits
         object_chance += pair_chance
         object_other += pair_other
+        class_hits, class_counts, class_chance = class_separation_hits(
+            s['feat'], s['cam'], s['parts'], t['feat'], t['parts'],
+            t['classes'], beta1, min_fraction)  # (C, ) each
+        class_sums += torch.stack([class_hits.sum().float(),
+                                   class_counts.sum().float(),
+                                   class_chance.sum()])
         counted += int(pair_counts.sum() > 0)
         refs = counted_references(s['cam'], s['parts'], t['parts'], beta1,
                                   min_fraction)  # (C, P, h_s * w_s)
@@ -298,6 +312,13 @@ def evaluate_correspondence(model: nn.Module,
     result.update(acc_object=percent(int(object_hits.sum())),
                   chance_object=percent(float(object_chance.sum())),
                   other_part_object=percent(int(object_other.sum())))
+    class_hit, class_count, class_chance = class_sums.tolist()
+    result.update(
+        class_object=100.0 * class_hit / class_count
+        if class_count else float('nan'),
+        chance_class_object=100.0 * class_chance / class_count
+        if class_count else float('nan'),
+        count_class_object=int(class_count))
     for row, suffix in enumerate(('', '_cosine')):
         same, background, total = shortcuts[row].tolist()
         result[f'peak_same_cell{suffix}'] = \

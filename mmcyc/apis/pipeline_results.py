@@ -56,7 +56,11 @@ def write_results(rows: dict, work_dir: str, source: str = 'CAM') -> str:
             f"{cell('corr_acc_cyc')}; with each peak kept in the target's "
             f"object of the class {cell('corr_acc_object_cls')} and "
             f"{cell('corr_acc_object_cyc')} (a random cell of the object: "
-            f"{cell('corr_chance_object')}).",
+            f"{cell('corr_chance_object')}); kept in the target's objects, "
+            'on an object of the class where the target holds another '
+            f"class too {cell('corr_class_object_cls')} and "
+            f"{cell('corr_class_object_cyc')} (a random object cell: "
+            f"{cell('corr_chance_class_object')}).",
             '',
             f'| {source} maps of train | recall on salient parts | '
             'on weak parts | on bodies |',

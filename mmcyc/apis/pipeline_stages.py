@@ -522,6 +522,12 @@ class Pipeline(StageRunner):
                     rows[f'corr_acc_object_{features}'] = \
                         metrics['corr_acc_object']
                     rows['corr_chance_object'] = metrics['corr_chance_object']
+                # the class question, likewise
+                if 'corr_class_object' in metrics:
+                    rows[f'corr_class_object_{features}'] = \
+                        metrics['corr_class_object']
+                    rows['corr_chance_class_object'] = \
+                        metrics['corr_chance_class_object']
         for cams, stage in (('cam', 'cam_infer'), ('cyc', 'refine'),
                             ('cyc_rw', 'refine'), ('eq14_cls', 'refine')):
             recall = load(stage, f'recall_{cams}_train')

@@ -34,7 +34,14 @@ def test_write_results_table_and_json(tmp_path):
                 corr_chance_object=18.25)
     table = write_results(rows, str(tmp_path))
     assert ("kept in the target's object of the class 51.00 and 20.50 (a "
-            'random cell of the object: 18.25).') in table
+            'random cell of the object: 18.25);') in table
+    assert 'holds another class too  and  (a random object cell: ).' in table
+    rows.update(corr_class_object_cls=90.0, corr_class_object_cyc=70.25,
+                corr_chance_class_object=55.5)
+    table = write_results(rows, str(tmp_path))
+    assert ("on an object of the class where the target holds another "
+            'class too 90.00 and 70.25 (a random object cell: 55.50).') \
+        in table
 
 
 def test_write_results_names_the_source_everywhere(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmcyc.evaluation.functional import (cells_to_grid, class_cells,
+                                         class_separation_hits,
                                          correspondence_hits,
                                          correspondence_summary,
                                          object_correspondence_hits,
@@ -321,3 +322,83 @@ def test_object_restricted_hits_match_a_loop():
     with pytest.raises(ValueError, match=r"class_frac_t must be \(C, h, w\)"):
         object_correspondence_hits(feat_s, cam, frac_s, feat_t, frac_t,
                                    objects_t[:1])
+
+
+def class_features(cells, background=0.):
+    """(3, h, w): a cell of class c gets e_c (bodies and parts alike), the
+    background ``background * (e_1 + e_2)``."""
+    feat = torch.zeros(3, len(cells), len(cells[0]))
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            if cell is None:
+                feat[1:, i, j] = background
+            else:
+                feat[cell[1] if cell[0] == 'b' else cell[0], i, j] = 1
+    return feat
+
+
+def test_class_separation_known_cases():
+    """References (1, 0), (1, 1) and (2, 0); t holds both classes. With a
+    class code every peak kept in t's objects finds its class, though the
+    background (5 (e_1 + e_2)) would win unrestricted; with the codes
+    swapped in t none does. Chance: t has 5 object cells, 3 of class 1."""
+    frac_s, cam, frac_t = pair_inputs()
+    class_t = class_cells(part_map(TARGET)[0], C, stride=1)
+    feat_s = class_features(SOURCE)
+    feat_t = class_features(TARGET, background=5.)
+    hits, counts, chance = class_separation_hits(feat_s, cam, frac_s,
+                                                 feat_t, frac_t, class_t)
+    assert counts.tolist() == [2, 1] and hits.tolist() == [2, 1]
+    np.testing.assert_allclose(chance, [2 * 3 / 5, 1 * 2 / 5], rtol=1e-6)
+    hits, counts, _ = class_separation_hits(
+        feat_s, cam, frac_s, feat_t[[0, 2, 1]], frac_t, class_t)
+    assert counts.tolist() == [2, 1] and hits.tolist() == [0, 0]
+
+
+def test_class_separation_needs_another_class_in_t():
+    """t holds class 1 only: class 1's references do not count (one
+    possible answer), and class 2's are not visible in t."""
+    target = [[None, ('b', 1), (1, 1)], [None, (1, 0), ('b', 1)]]
+    frac_s, cam, frac_t = pair_inputs(target=target)
+    class_t = class_cells(part_map(target)[0], C, stride=1)
+    hits, counts, chance = class_separation_hits(
+        class_features(SOURCE), cam, frac_s, class_features(target), frac_t,
+        class_t)
+    assert counts.tolist() == [0, 0] and hits.tolist() == [0, 0]
+    assert chance.tolist() == [0., 0.]
+
+
+def test_class_separation_matches_a_loop():
+    for seed in range(3):
+        (class_t, role_t), frac_s, frac_t, cam, feat_s, feat_t = \
+            random_pair(seed, h=7, w=8)
+        h, w = cam.shape[1:]
+        hits, counts, chance = class_separation_hits(
+            feat_s, cam, frac_s, feat_t, frac_t,
+            class_cells(class_t, C, stride=1))
+        objects = [(i, j) for i in range(h) for j in range(w)
+                   if class_t[i, j] > 0]
+        exp = torch.zeros(3, C)  # hits, counts, chance
+        for c in range(C):
+            others = any(int(class_t[i, j]) not in (0, c + 1)
+                         for i, j in objects)
+            own = sum(int(class_t[i, j]) == c + 1 for i, j in objects)
+            for i in range(h):
+                for j in range(w):
+                    is_ref = any(
+                        frac_s[c, k, i, j] >= 0.5 and cam[c, i, j] > 0.3
+                        and bool((frac_t[c, k] > 0).any()) for k in range(P))
+                    if not (is_ref and others):
+                        continue
+                    best = max(objects, key=lambda cell: float(
+                        feat_s[:, i, j] @ feat_t[:, cell[0], cell[1]]))
+                    exp[0, c] += float(class_t[best] == c + 1)
+                    exp[1, c] += 1
+                    exp[2, c] += own / len(objects)
+        assert hits.tolist() == exp[0].long().tolist()
+        assert counts.tolist() == exp[1].long().tolist()
+        np.testing.assert_allclose(chance, exp[2], rtol=1e-6)
+    assert counts.sum() > 0
+    with pytest.raises(ValueError, match=r"class_frac_t must be \(C, h, w\)"):
+        class_separation_hits(feat_s, cam, frac_s, feat_t, frac_t,
+                              class_cells(class_t, C, stride=1)[:1])

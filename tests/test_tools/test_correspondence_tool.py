@@ -124,6 +124,10 @@ def test_oracle_features_find_their_parts(dataset, stage_inputs,
     assert result['acc_object'] >= 90.0
     assert 0.0 < result['chance_object'] < 60.0
     assert result['other_part_object'] <= 100.0 - result['acc_object']
+    # and it tells the classes apart where t holds two
+    assert result['count_class_object'] > 0
+    assert result['class_object'] >= 90.0
+    assert result['chance_class_object'] < 90.0
 
 
 class PositionOracle(PartOracle):
@@ -191,7 +195,8 @@ def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
         for key in ('peak_same_cell', 'peak_background',
                     'peak_same_cell_cosine', 'peak_background_cosine',
                     'corr_acc_object', 'corr_chance_object',
-                    'corr_other_part_object'):
+                    'corr_other_part_object', 'corr_class_object',
+                    'corr_chance_class_object'):
             assert 0.0 <= res[key] <= 100.0
     # the references depend on the CAMs and part maps only: the same pairs
     # give the same counts whatever the features
@@ -205,6 +210,10 @@ def test_tool_cls_and_cyc(stage_inputs, tiny_synthvoc, dataset, run_tool,
     assert (result['hits'], result['count']) == (res_cyc['hits'],
                                                  res_cyc['count'])
     assert result['acc_object'] == pytest.approx(res_cyc['corr_acc_object'])
+    assert result['class_object'] == pytest.approx(
+        res_cyc['corr_class_object'])
+    assert res_cls['count_class_object'] == \
+        res_cyc['count_class_object'] == result['count_class_object']
     # the chance depends on the pairs, CAMs and part maps only
     assert res_cls['corr_chance_object'] == pytest.approx(
         res_cyc['corr_chance_object'])

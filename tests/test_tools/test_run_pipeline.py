@@ -50,7 +50,8 @@ def test_results_and_outputs(pipeline_run):
     counts = []
     for features in ('cls', 'cyc'):
         for key in (f'corr_acc_{features}', f'corr_acc_object_{features}',
-                    'corr_chance_object'):
+                    'corr_chance_object', f'corr_class_object_{features}',
+                    'corr_chance_class_object'):
             acc = results[key]
             assert acc is None or 0 <= acc <= 100, key  # None: no reference
         with open(work / 'work' / 'metrics' / f'corr_{features}.json') as f:

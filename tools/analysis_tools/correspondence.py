@@ -29,7 +29,11 @@ the peaks land when they miss (own cell, background) and
 kept in t's object of the reference's class, what a random cell of that
 object would score, and ``corr_other_part_object``: the share whose peak
 kept in the object touches another part of the class instead (the other
-misses land on its body only);
+misses land on its body only); ``corr_class_object`` /
+``corr_chance_class_object``: does F still tell the classes apart (each
+peak kept in t's objects, the share on an object of the reference's class,
+over the ``count_class_object`` references whose t holds another class
+too) and what a random object cell of t would score;
 ``--draw N`` draws the paper's Fig. 3 for N on-part points of the first
 pairs, through mmengine's Visualizer with a LocalVisBackend:
 ``VIS_DIR/vis_data/vis_image/correspondence_0.png`` (the path is printed).
@@ -144,6 +148,9 @@ def main():
             corr_acc_object=result['acc_object'],
             corr_chance_object=result['chance_object'],
             corr_other_part_object=result['other_part_object'],
+            corr_class_object=result['class_object'],
+            corr_chance_class_object=result['chance_class_object'],
+            count_class_object=result['count_class_object'],
             beta1=args.beta1,
             pairs_per_image=args.pairs_per_image,
             seed=args.seed,

@@ -374,6 +374,71 @@ def object_correspondence_hits(feat_s: torch.Tensor,
     return hits, counts, chance, other
 
 
+def class_separation_hits(feat_s: torch.Tensor,
+                          cam_cells_s: torch.Tensor,
+                          part_frac_s: torch.Tensor,
+                          feat_t: torch.Tensor,
+                          part_frac_t: torch.Tensor,
+                          class_frac_t: torch.Tensor,
+                          beta1: float = 0.3,
+                          min_fraction: float = MIN_FRACTION
+                          ) -> Tuple[torch.Tensor, torch.Tensor,
+                                     torch.Tensor]:
+    """Does F still tell the classes apart? Hits, counts and chance.
+
+    The references are those of :func:`correspondence_hits`, each counted
+    once per class c (a cell on both parts of c counts once), and only
+    where t also holds an object of a class other than c: otherwise the
+    question has one answer. The peak of each is taken over the cells of t
+    that touch *any* object (the background left out, as
+    :func:`object_correspondence_hits` leaves it out); a **hit** when that
+    cell touches an object of class c. ``chance`` is what a cell drawn
+    uniformly from t's object cells would score: the share of them that
+    touch class c's object.
+
+    Args:
+        feat_s (Tensor): Source features ``F_s``, shape (D, h_s, w_s).
+        cam_cells_s (Tensor): Source stage-1 CAM on its grid, shape
+            (C, h_s, w_s), values normalised to [0, 1].
+        part_frac_s (Tensor): :func:`part_cells` of s, (C, P, h_s, w_s).
+        feat_t (Tensor): Target features ``F_t``, shape (D, h_t, w_t).
+        part_frac_t (Tensor): :func:`part_cells` of t, (C, P, h_t, w_t).
+        class_frac_t (Tensor): :func:`class_cells` of t, (C, h_t, w_t).
+        beta1 (float): CAM threshold of the references. Defaults to 0.3.
+        min_fraction (float): Smallest part fraction of a reference cell.
+            Defaults to 0.5.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: int64 ``hits`` and ``counts`` and
+        fp32 ``chance`` (expected hits), each of shape (C, ), on the device
+        of ``feat_t``.
+    """
+    _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
+    expected = (part_frac_t.shape[0], *feat_t.shape[1:])
+    if tuple(class_frac_t.shape) != expected:
+        raise ValueError(f'class_frac_t must be (C, h, w) = {expected} on the '
+                         f"target's grid, got {tuple(class_frac_t.shape)}")
+    device = feat_t.device
+    _, refs, vectors = _pair_references(feat_s, cam_cells_s, part_frac_s,
+                                        part_frac_t, device, beta1,
+                                        min_fraction)
+    in_object = (class_frac_t > 0).to(device).flatten(1)  # (C, h_t * w_t)
+    present = in_object.any(dim=1)  # (C, )
+    # t holds an object of a class other than c
+    other_class = (present.sum() - present.long()) > 0  # (C, )
+    refs = refs.any(dim=1) & other_class[:, None]  # (C, S)
+    counts = refs.sum(dim=1)  # (C, )
+    any_object = in_object.any(dim=0)  # (h_t * w_t, )
+    chance = counts.float() * in_object.sum(dim=1).float() / \
+        any_object.sum().clamp(min=1).float()  # (C, )
+    if not bool(refs.any()):
+        return torch.zeros_like(counts), counts, chance
+    sim = vectors @ feat_t.float().flatten(1)  # (S, h_t * w_t)
+    peaks = sim.masked_fill(~any_object, float('-inf')).argmax(dim=1)  # (S,)
+    hits = (refs & in_object[:, peaks]).sum(dim=1)  # (C, )
+    return hits, counts, chance
+
+
 def correspondence_summary(
         hits: torch.Tensor,
         counts: torch.Tensor,
