@@ -37,8 +37,8 @@ from mmengine.utils import ProgressBar
 from mmcyc.datasets.synthvoc import NUM_PARTS, decode_part_map, load_part_map
 from mmcyc.evaluation.functional.correspondence import (
     MIN_FRACTION, cells_to_grid, class_cells, class_separation_hits,
-    correspondence_hits, correspondence_summary, counted_references, object_correspondence_hits,
-    part_cells, reference_mask)
+    correspondence_hits, correspondence_summary, counted_references,
+    object_correspondence_hits, part_cells, reference_mask)
 from mmcyc.evaluation.functional.peak_shortcuts import peak_shortcut_counts
 from mmcyc.utils import CAMStore, cam_name
 
