@@ -303,6 +303,15 @@ def class_cells(class_id: ArrayLike,
     return cells_to_grid(one_hot, stride)  # (C, h, w)
 
 
+def _check_class_frac(class_frac_t: torch.Tensor, part_frac_t: torch.Tensor,
+                      feat_t: torch.Tensor) -> None:
+    """``class_frac_t`` must be (C, h_t, w_t), t's grid."""
+    expected = (part_frac_t.shape[0], *feat_t.shape[1:])
+    if tuple(class_frac_t.shape) != expected:
+        raise ValueError(f'class_frac_t must be (C, h, w) = {expected} on the '
+                         f"target's grid, got {tuple(class_frac_t.shape)}")
+
+
 def object_correspondence_hits(feat_s: torch.Tensor,
                                cam_cells_s: torch.Tensor,
                                part_frac_s: torch.Tensor,
@@ -344,10 +353,7 @@ def object_correspondence_hits(feat_s: torch.Tensor,
         each of shape (C, P), on the device of ``feat_t``.
     """
     _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
-    expected = (part_frac_t.shape[0], *feat_t.shape[1:])
-    if tuple(class_frac_t.shape) != expected:
-        raise ValueError(f'class_frac_t must be (C, h, w) = {expected} on the '
-                         f"target's grid, got {tuple(class_frac_t.shape)}")
+    _check_class_frac(class_frac_t, part_frac_t, feat_t)
     device = feat_t.device
     num_parts = part_frac_s.shape[1]
     on_t, refs, vectors = _pair_references(feat_s, cam_cells_s, part_frac_s,
@@ -414,10 +420,7 @@ def class_separation_hits(feat_s: torch.Tensor,
         of ``feat_t``.
     """
     _check_pair_shapes(feat_s, cam_cells_s, part_frac_s, feat_t, part_frac_t)
-    expected = (part_frac_t.shape[0], *feat_t.shape[1:])
-    if tuple(class_frac_t.shape) != expected:
-        raise ValueError(f'class_frac_t must be (C, h, w) = {expected} on the '
-                         f"target's grid, got {tuple(class_frac_t.shape)}")
+    _check_class_frac(class_frac_t, part_frac_t, feat_t)
     device = feat_t.device
     _, refs, vectors = _pair_references(feat_s, cam_cells_s, part_frac_s,
                                         part_frac_t, device, beta1,
